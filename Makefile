@@ -43,7 +43,7 @@ sanity: build
 	cd $(COLL) && ansible-test sanity --venv --python 3.11 --requirements --color no
 
 units: build
-	cd $(COLL) && python -m pytest -q -p no:cacheprovider tests/unit
+	cd $(COLL) && PYTHONPATH=$(BUILD_ROOT) python -m pytest -q -p no:cacheprovider tests/unit
 
 integration: build pki
 	printf 'dms_pki_dir: %s\n' "$(PKI)" > $(COLL)/tests/integration/integration_config.yml
