@@ -1,0 +1,167 @@
+"""The sandbox's AS4 gateway: ``POST /exchange/<gateway user>`` (wire contract: docs/gateway.md).
+
+The HTTPS server (server.py) owns sockets, TLS and fault injection; for every request on the gateway
+port it calls :meth:`Gateway.handle` and writes back the ``(status, headers, body)`` it returns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import urllib.parse
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from . import as4sign, as4verify
+from .as4verify import As4Error, GATEWAY_PARTY, INITIATOR_ROLE, RESPONDER_ROLE, TEST_ACTION, TEST_SERVICE
+
+LOG = logging.getLogger(__name__)
+EXCHANGE_PATH = re.compile(r"^/exchange/([^/?#]+)/?$")
+ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _plain(status, text, extra=None):
+    headers = dict(TEXT)
+    headers.update(extra or {})
+    return status, headers, (text + "\n").encode("utf-8")
+
+
+def _soap(status, envelope):
+    return status, {"Content-Type": as4sign.CONTENT_TYPE}, as4sign.serialize(envelope)
+
+
+def certificate_user_id(cert):
+    """``CVR_<cvr>_UI_<uuid>`` read from an OCES3 subject, or None when it is not OCES3-shaped."""
+    try:
+        org = cert.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)
+        serial = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    except ValueError:
+        return None
+    if not org or not serial:
+        return None
+    cvr = re.fullmatch(r"NTRDK-(\d{8})", str(org[0].value))
+    uid = re.fullmatch(r"UI:DK-[OE]:G:([0-9a-fA-F-]{36})", str(serial[0].value))
+    if not cvr or not uid:
+        return None
+    return f"CVR_{cvr.group(1)}_UI_{uid.group(1).lower()}"
+
+
+class Gateway:
+    """Authenticates and answers AS4 messages for the gateway users the store knows."""
+
+    def __init__(self, store, signing_cert_pem, signing_key_pem, trusted_ca_pems=(), require_client_cert=False):
+        self.store = store
+        self.signer = as4sign.ResponseSigner(signing_cert_pem, signing_key_pem)
+        self.trusted_cas = [c for pem in trusted_ca_pems for c in x509.load_pem_x509_certificates(pem)]
+        self.require_client_cert = require_client_cert
+
+    # -- entry point ----------------------------------------------------------------------------
+
+    def handle(self, method, path, headers, body, peer_cert_der=None):
+        match = EXCHANGE_PATH.match(urllib.parse.urlsplit(path).path)
+        if not match:
+            return _plain(404, "Not Found: the AS4 endpoint is /exchange/<gateway user>")
+        gateway_user = urllib.parse.unquote(match.group(1))
+        account = self.store.gateway_account(gateway_user)
+        if account is None or (account.get("registered") and "AS4" not in (account.get("interfaces") or [])):
+            return _plain(404, "Not Found: the gateway has no AS4 user of that name")
+        if method != "POST":
+            return _plain(405, "Method Not Allowed: POST a SOAP 1.2 envelope", {"Allow": "POST"})
+        refusal = self._check_client_certificate(peer_cert_der, gateway_user, account)
+        if refusal:
+            return _plain(403, f"Forbidden: {refusal}")
+        try:
+            status, envelope, result = self._exchange(gateway_user, account, body)
+        except As4Error as exc:
+            self.store.count_gateway(exc.code)
+            return _soap(500, as4sign.error_signal(exc.code, exc.detail, exc.ref_to_message_id))
+        except Exception as exc:  # an answer, never a dropped connection, for a bug of the sandbox
+            LOG.exception("gateway: internal error")
+            self.store.count_gateway("EBMS:0004")
+            return _soap(500, as4sign.internal_error(f"internal error of the sandbox gateway "
+                                                     f"({exc.__class__.__name__})"))
+        self.store.count_gateway(result)
+        return _soap(status, envelope)
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _check_client_certificate(self, peer_cert_der, gateway_user, account):
+        """A TLS client certificate is checked when presented; required only with require_client_cert."""
+        if peer_cert_der is None:
+            if self.require_client_cert:
+                return "this gateway requires a TLS client certificate (the OCES3 certificate registered " \
+                       "for the gateway user)"
+            return None
+        try:
+            cert = x509.load_der_x509_certificate(peer_cert_der)
+        except ValueError:
+            return "the TLS client certificate cannot be read"
+        if not self._issued_by_trusted_ca(cert):
+            return "the TLS client certificate is not issued by a trusted OCES CA"
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            return "the TLS client certificate is expired or not yet valid"
+        if peer_cert_der == account.get("certificate_der"):
+            return None
+        owner = certificate_user_id(cert)
+        if owner is None or owner.lower() != str(account.get("portal_user_id") or "").lower():
+            return f"the TLS client certificate belongs to {owner or 'no OCES3 identity'}, " \
+                   f"not to gateway user {gateway_user}"
+        return None
+
+    def _issued_by_trusted_ca(self, cert):
+        for ca in self.trusted_cas:
+            if ca.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(ca)
+                return True
+            except (ValueError, TypeError, Exception):  # InvalidSignature and friends
+                continue
+        return False
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def _exchange(self, gateway_user, account, body):
+        """Run the checks of docs/gateway.md in order; returns (status, envelope, counter result)."""
+        msg = as4verify.parse_envelope(body)
+        as4verify.find_username_token(msg)
+        as4verify.check_username_token(msg, gateway_user, account, self.store.use_nonce)
+        as4verify.check_signature_policy(msg)
+        registered = x509.load_der_x509_certificate(account["certificate_der"])
+        cert, _how = as4verify.signing_certificate(msg, registered)
+        as4verify.verify_signature(msg, cert)
+        if cert != registered:
+            raise As4Error("EBMS:0101", "certificate not registered for user: the message is signed by "
+                                        f"serial {cert.serial_number}, not by the certificate registered for "
+                                        f"{gateway_user}", msg.message_id)
+        if msg.kind == "user":
+            self._check_pmode(msg, gateway_user)
+            return 200, self.signer.sign(as4sign.receipt(msg.message_id, msg.signed_references)), "accepted"
+        if msg.kind == "pull":
+            stored = self.store.mpc_pop(gateway_user, msg.mpc)
+            if stored is None:
+                warning = as4sign.error_signal("EBMS:0006", f"no message is waiting on MPC {msg.mpc}",
+                                               msg.message_id, with_fault=False)
+                return 200, self.signer.sign(warning), "EBMS:0006"
+            return 200, self.signer.sign(as4sign.pulled_user_message(stored, gateway_user, msg.mpc)), "accepted"
+        raise As4Error("EBMS:0010", "the only signal the gateway serves is eb:PullRequest", msg.message_id)
+
+    @staticmethod
+    def _check_pmode(msg, gateway_user):
+        expected = (
+            ("From PartyId", msg.from_party, f"{gateway_user}_AS4"),
+            ("From Role", msg.from_role, INITIATOR_ROLE),
+            ("To PartyId", msg.to_party, GATEWAY_PARTY),
+            ("To Role", msg.to_role, RESPONDER_ROLE),
+        )
+        for name, got, want in expected:
+            if got != want:
+                raise As4Error("EBMS:0010", f"{name} is {got!r}; the gateway expects {want!r}", msg.message_id)
+        if msg.service != TEST_SERVICE or msg.action != TEST_ACTION:
+            raise As4Error("EBMS:0010", f"Service {msg.service!r} / Action {msg.action!r} is not served: the "
+                                        "sandbox gateway answers the ebMS3 test service/action and pulls",
+                           msg.message_id)
