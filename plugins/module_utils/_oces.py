@@ -48,6 +48,9 @@ except ImportError as _exc:  # pragma: no cover - the modules report missing_req
     CRYPTOGRAPHY_IMPORT_ERROR = _exc
 
 
+OCES_TYPES = ("VOCES", "FOCES", "MOCES")
+CERTIFICATE_TYPES = OCES_TYPES + ("unknown",)
+
 REASONS = (
     "wrong_passphrase", "passphrase_required", "corrupt", "truncated", "not_a_certificate",
     "unsupported", "no_key", "key_mismatch", "expired", "not_yet_valid", "too_few_days",
@@ -503,12 +506,19 @@ def environment_of(bundle):
     return "unknown"
 
 
+def _name_text(name):
+    """RFC 4514 text with readable names for the OCES attributes cryptography prints as OIDs."""
+    return name.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber",
+                                NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
+                                NameOID.GIVEN_NAME: "givenName", NameOID.SURNAME: "surname"})
+
+
 def _iso(dt):
     return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fingerprint_sha256(cert):
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def _key_description(key):
@@ -526,7 +536,7 @@ def _key_description(key):
 
 
 def _chain_entry(cert):
-    return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
+    return {"subject": _name_text(cert.subject), "issuer": _name_text(cert.issuer),
             "serial_number": format(cert.serial_number, "x"),
             "fingerprint_sha256": fingerprint_sha256(cert),
             "not_before": _iso(cert.not_valid_before_utc), "not_after": _iso(cert.not_valid_after_utc)}
@@ -571,9 +581,9 @@ def describe(bundle, now=None):
         "uuid": info["uuid"],
         "portal_user_id": portal_user_id_of(info["cvr"], info["uuid"])
         if info["oces_generation"] == "OCES3" else None,
-        "subject": cert.subject.rfc4514_string(),
+        "subject": _name_text(cert.subject),
         "common_name": _attr(cert.subject, NameOID.COMMON_NAME),
-        "issuer": cert.issuer.rfc4514_string(),
+        "issuer": _name_text(cert.issuer),
         "serial_number": format(cert.serial_number, "x"),
         "fingerprint_sha256": fingerprint_sha256(cert),
         "not_before": _iso(not_before),
@@ -613,7 +623,14 @@ def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
             "order an OCES3 FOCES or VOCES certificate from MitID Erhverv." % (info["subject"],
                                                                               info["certificate_type"]),
             "oces2")
-    if allowed_types is not None and info["certificate_type"] not in allowed_types:
+    if allowed_types is None:
+        allowed_types = OCES_TYPES
+    if info["oces_generation"] == "unknown" and "unknown" not in allowed_types:
+        raise OcesError(
+            "%s is not an OCES certificate (its subject has no serialNumber UI:DK-O:G:<uuid> or "
+            "UI:DK-E:G:<uuid>); the certificate portal and the DMS gateway accept only OCES3. Fix: "
+            "supply the OCES3 certificate from MitID Erhverv." % info["subject"], "not_oces")
+    if info["certificate_type"] not in allowed_types:
         raise OcesError(
             "The certificate type is %s, which is not in allowed_types (%s). Fix: use a certificate "
             "of an allowed type or widen allowed_types." % (info["certificate_type"],
@@ -631,12 +648,13 @@ def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
                                                                     expected), "cvr_mismatch")
     if info["expired"] and not allow_expired:
         raise OcesError(
-            "The certificate expired on %s. Fix: renew it in MitID Erhverv and supply the new one."
+            "The certificate expired on %s. Fix: renew it in MitID Erhverv and supply the new one "
+            "(or allow expired certificates: allow_expired)."
             % info["not_after"], "expired")
     if info["not_yet_valid"] and not allow_not_yet_valid:
         raise OcesError(
             "The certificate is not valid before %s. Fix: wait until then, check the host clock, or "
-            "allow not-yet-valid certificates." % info["not_before"], "not_yet_valid")
+            "allow not-yet-valid certificates (allow_not_yet_valid)." % info["not_before"], "not_yet_valid")
     if min_days_remaining is not None and not info["expired"] and \
             info["days_remaining"] < int(min_days_remaining):
         raise OcesError(
