@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -272,10 +273,25 @@ def check_signature_policy(msg):
     return signature
 
 
-def _names_equal(rfc4514, name):
-    """Compare an X509IssuerName string with a certificate's issuer (order and spacing insensitive)."""
+# Names some toolkits (Java's X500Principal, OpenSSL) write that RFC 4514 parsers do not know.
+_NAME_OVERRIDES = {
+    "SERIALNUMBER": x509.NameOID.SERIAL_NUMBER, "ORGANIZATIONIDENTIFIER": x509.ObjectIdentifier("2.5.4.97"),
+    "E": x509.NameOID.EMAIL_ADDRESS, "EMAILADDRESS": x509.NameOID.EMAIL_ADDRESS,
+    "GIVENNAME": x509.NameOID.GIVEN_NAME, "SURNAME": x509.NameOID.SURNAME, "SN": x509.NameOID.SURNAME,
+}
+
+
+def _names_equal(issuer_name, name):
+    """Compare an X509IssuerName string with a certificate's issuer.
+
+    Order, spaces after commas, ``OID.2.5.4.97=`` and upper-case attribute names are all accepted, as
+    different toolkits write the same RFC 4514 / RFC 2253 name differently.
+    """
+    text = re.sub(r"(?<!\\),\s+", ",", issuer_name.strip())
+    text = re.sub(r"(^|,)OID\.", r"\1", text)
+    text = re.sub(r"(^|,)([A-Za-z]+)=", lambda m: m.group(1) + _canonical_attr(m.group(2)) + "=", text)
     try:
-        parsed = x509.Name.from_rfc4514_string(rfc4514.strip())
+        parsed = x509.Name.from_rfc4514_string(text, {k: v for k, v in _NAME_OVERRIDES.items()})
     except ValueError:
         return False
 
@@ -283,6 +299,11 @@ def _names_equal(rfc4514, name):
         return sorted((a.oid.dotted_string, str(a.value).strip()) for a in n)
 
     return attributes(parsed) == attributes(name)
+
+
+def _canonical_attr(attr):
+    upper = attr.upper()
+    return upper if upper in _NAME_OVERRIDES or upper in ("CN", "O", "OU", "C", "L", "ST", "DC", "UID") else attr
 
 
 def signing_certificate(msg, registered_cert):

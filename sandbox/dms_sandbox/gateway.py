@@ -49,6 +49,15 @@ def certificate_user_id(cert):
     return f"CVR_{cvr.group(1)}_UI_{uid.group(1).lower()}"
 
 
+def _check_content_type(headers):
+    """SOAP 1.2 travels as application/soap+xml; a missing header is let through to the XML checks."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), None)
+    media_type = (value or "").split(";")[0].strip().lower()
+    if value is not None and media_type != "application/soap+xml":
+        raise As4Error("EBMS:0009", f"Content-Type {media_type!r}: a SOAP 1.2 message is sent as "
+                                    "application/soap+xml (single part; this gateway takes no attachments)")
+
+
 class Gateway:
     """Authenticates and answers AS4 messages for the gateway users the store knows."""
 
@@ -74,7 +83,7 @@ class Gateway:
         if refusal:
             return _plain(403, f"Forbidden: {refusal}")
         try:
-            status, envelope, result = self._exchange(gateway_user, account, body)
+            status, envelope, result = self._exchange(gateway_user, account, headers, body)
         except As4Error as exc:
             self.store.count_gateway(exc.code)
             return _soap(500, as4sign.error_signal(exc.code, exc.detail, exc.ref_to_message_id))
@@ -125,8 +134,9 @@ class Gateway:
 
     # -- messages -------------------------------------------------------------------------------
 
-    def _exchange(self, gateway_user, account, body):
+    def _exchange(self, gateway_user, account, headers, body):
         """Run the checks of docs/gateway.md in order; returns (status, envelope, counter result)."""
+        _check_content_type(headers)
         msg = as4verify.parse_envelope(body)
         as4verify.find_username_token(msg)
         as4verify.check_username_token(msg, gateway_user, account, self.store.use_nonce)

@@ -55,7 +55,7 @@ def xsd_datetime(moment):
 def build(gateway_user, password, cert, key, *, kind="ping", mpc=None, sign=True, key_reference="issuer_serial",
           signed_parts=("body", "messaging", "token"), separate_token_header=False, created=None, nonce=None,
           username=None, password_type=PASSWORD_DIGEST, from_party=None, to_party="SKAT-MFT-AS4",
-          service=TEST_SERVICE, action=TEST_ACTION, signature_method=RSA_SHA256, tamper=None):
+          service=TEST_SERVICE, action=TEST_ACTION, signature_method=RSA_SHA256, issuer_name=None, tamper=None):
     """Return the request envelope (lxml element). ``tamper(envelope)`` runs after signing."""
     envelope = etree.Element(q("S12", "Envelope"), nsmap={k: NS[k] for k in ("S12", "eb", "wsse", "wsu", "ds")})
     header = etree.SubElement(envelope, q("S12", "Header"))
@@ -99,7 +99,7 @@ def build(gateway_user, password, cert, key, *, kind="ping", mpc=None, sign=True
     if sign:
         parts = {"body": body, "messaging": messaging, "token": token}
         sign_envelope(envelope, security, [parts[p] for p in signed_parts], cert, key, key_reference,
-                      signature_method)
+                      signature_method, issuer_name)
     if tamper:
         tamper(envelope)
     return envelope
@@ -127,7 +127,8 @@ def _c14n(element):
     return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
 
-def sign_envelope(envelope, security, parts, cert, key, key_reference="issuer_serial", signature_method=RSA_SHA256):
+def sign_envelope(envelope, security, parts, cert, key, key_reference="issuer_serial", signature_method=RSA_SHA256,
+                  issuer_name=None):
     """Append a ds:Signature over ``parts`` to ``security``, by hand."""
     signature = etree.SubElement(security, q("ds", "Signature"))
     signed_info = etree.SubElement(signature, q("ds", "SignedInfo"))
@@ -148,7 +149,8 @@ def sign_envelope(envelope, security, parts, cert, key, key_reference="issuer_se
     if key_reference == "issuer_serial":
         x509_data = etree.SubElement(str_ref, q("ds", "X509Data"))
         issuer_serial = etree.SubElement(x509_data, q("ds", "X509IssuerSerial"))
-        etree.SubElement(issuer_serial, q("ds", "X509IssuerName")).text = cert.issuer.rfc4514_string()
+        etree.SubElement(issuer_serial, q("ds", "X509IssuerName")).text = \
+            issuer_name or cert.issuer.rfc4514_string()
         etree.SubElement(issuer_serial, q("ds", "X509SerialNumber")).text = str(cert.serial_number)
     else:
         bst_id = "_cert-" + uuid.uuid4().hex

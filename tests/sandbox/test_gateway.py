@@ -170,6 +170,17 @@ def test_signed_ping_gets_a_receipt_signed_by_the_gateway(gw, ids, gateway_cert,
     assert gw[1].counts == {"accepted": 1}
 
 
+def test_issuer_name_as_java_writes_it_is_accepted(gw, ids):
+    """X500Principal.toString() style: spaces after commas; same attributes, so the same certificate."""
+    issuer = ids["alice"].cert.issuer.rfc4514_string().replace(",", ", ")
+    assert post(gw, ping(ids, issuer_name=issuer))[0] == 200
+
+
+def test_issuer_serial_naming_another_issuer_is_not_registered(gw, ids):
+    assert_error(post(gw, ping(ids, issuer_name="CN=Some Other CA,O=Elsewhere,C=DK")), "EBMS:0101",
+                 "certificate not registered for user")
+
+
 def test_receipt_signature_breaks_when_the_receipt_is_altered(gw, ids, gateway_cert):
     status, _, body = post(gw, ping(ids))
     assert status == 200
@@ -295,6 +306,13 @@ def test_not_xml_is_ebms_0004(gw, ids):
 def test_soap_11_is_invalid_header(gw, ids):
     body = b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>'
     assert_error(post(gw, body, user=ids["alice"].user), "EBMS:0009", "SOAP 1.1")
+
+
+def test_wrong_content_type_is_invalid_header(gw, ids):
+    user = ids["alice"].user
+    response = gw[0].handle("POST", f"/exchange/{user}", {"content-type": "text/xml; charset=utf-8"},
+                            client.to_bytes(ping(ids)), None)
+    assert_error(response, "EBMS:0009", "application/soap+xml")
 
 
 def test_missing_messaging_is_invalid_header(gw, ids):
