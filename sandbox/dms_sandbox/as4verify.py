@@ -375,6 +375,9 @@ def verify_signature(msg, cert, now=None):
                                     f"({_first_sentence(exc)})", msg.message_id) from None
     except SignXMLException as exc:
         raise As4Error("EBMS:0101", f"signature does not verify: {_first_sentence(exc)}", msg.message_id) from None
+    except Exception as exc:  # malformed Base64, a key type signxml cannot use ...: still a failed check
+        raise As4Error("EBMS:0101", f"signature does not verify: {exc.__class__.__name__}: {_first_sentence(exc)}",
+                       msg.message_id) from None
 
 
 def _first_sentence(exc):

@@ -207,6 +207,12 @@ def test_tampered_message_does_not_verify(gw, ids, where):
     assert_error(post(gw, ping(ids, tamper=tamper)), "EBMS:0101", "signature does not verify")
 
 
+def test_garbled_signature_value_does_not_verify(gw, ids):
+    def garble(envelope):
+        envelope.find(".//ds:SignatureValue", NS).text = "not*base64"
+    assert_error(post(gw, ping(ids, tamper=garble)), "EBMS:0101", "signature does not verify")
+
+
 def test_signature_wrapping_is_rejected(gw, ids):
     """The signed eb:Messaging copied aside and a forged one in its place must not pass."""
     def wrap(envelope):
