@@ -80,10 +80,12 @@ def build(gateway_user, password, cert, key, *, kind="ping", mpc=None, sign=True
         etree.SubElement(collaboration, q("eb", "Service")).text = service
         etree.SubElement(collaboration, q("eb", "Action")).text = action
         etree.SubElement(collaboration, q("eb", "ConversationId")).text = "placeholder"
-    else:
+    elif kind == "pull":
         pull = etree.SubElement(unit, q("eb", "PullRequest"))
         if mpc:
             pull.set("mpc", mpc)
+    else:  # a signal the gateway does not serve (a receipt sent to it)
+        etree.SubElement(unit, q("eb", "Receipt"))
 
     security = etree.SubElement(header, q("wsse", "Security"))
     security.set(q("S12", "mustUnderstand"), "true")

@@ -379,6 +379,23 @@ def test_pull_takes_the_waiting_message(gw, ids, gateway_cert):
         "S12:Body/{urn:dkcustoms:dms-sandbox}BinaryPayload", namespaces=NS) == "AGJpbmFyeQ=="
 
 
+def test_pull_returns_a_stored_envelope_as_it_is(gw, ids, gateway_cert):
+    store, user = gw[1], ids["alice"].user
+    stored = client.build("SKAT", "x", ids["alice"].cert, ids["alice"].key, sign=False,
+                          from_party="SKAT-MFT-AS4", to_party=f"{user}_AS4")
+    stored_id = stored.findtext(".//eb:MessageId", namespaces=NS)
+    store.mpc_push(user, MPC, client.to_bytes(stored))
+    status, _, body = post(gw, ping(ids, kind="pull", mpc=MPC))
+    assert status == 200, body
+    root = verify_response(body, gateway_cert)
+    assert root.findtext(".//eb:UserMessage/eb:MessageInfo/eb:MessageId", namespaces=NS) == stored_id
+    assert root.find(".//wsse:UsernameToken", NS) is None  # the stored Security header was replaced
+
+
+def test_signals_other_than_pull_are_not_served(gw, ids):
+    assert_error(post(gw, ping(ids, kind="receipt")), "EBMS:0010", "only signal the gateway serves")
+
+
 def test_pull_needs_authentication_too(gw, ids):
     gw[1].mpc_push(ids["alice"].user, MPC, b"<x/>")
     assert_error(post(gw, ping(ids, kind="pull", mpc=MPC, signer="mallory")), "EBMS:0101", "not registered")
