@@ -1,0 +1,457 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dkcustoms.dms developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HTTPS sessions for the portal and the gateway.  Knows no Ansible (unit-testable, reusable).
+
+Public API (private to this collection, but stable for its modules):
+
+``create_session(ca_path=None, validate_certs=True, timeout=30, client_cert=None, retries=5, ...)``
+    A ``requests.Session`` (``DmsSession``) that verifies the server against ``ca_path`` (or the
+    system trust store), presents ``client_cert`` = ``(chain_pem_bytes, private_key)`` as TLS client
+    certificate, applies ``timeout`` to every request, and retries transient failures (dropped or
+    refused connections, HTTP 5xx, HTTP 429) with bounded, jittered exponential backoff, honouring
+    ``Retry-After`` up to a cap.  Other 4xx answers are returned at once, never retried.
+``client_cert_from_bundle(bundle)``
+    ``(chain_pem_bytes, private_key)`` from anything with ``certificate``, ``private_key``, ``chain``
+    attributes (``_oces.Bundle``).
+``create_ssl_context(ca_path=None, validate_certs=True, client_cert=None)``
+    The ``ssl.SSLContext`` the session uses; also usable for raw TLS probes.
+``HttpError`` and its subclasses ``TLSHandshakeError`` (with the specific ``TLSVerificationError``
+and ``ClientCertificateError``), ``UnreachableError``, ``RequestTimeoutError``, ``HTTPStatusError``
+    Classified failures.  ``str(exc)`` names the cause and the fix and never contains a secret
+    (no request bodies, headers or key material are ever put into a message).
+``error_from_response(response, what)``
+    ``HTTPStatusError`` for a non-2xx answer, with the JSON ``error`` code and ``detail`` parsed.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import secrets
+import ssl
+import tempfile
+import time
+from collections import namedtuple
+from urllib.parse import urlsplit
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - reported by the module with missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = _exc
+    HTTPAdapter = object
+
+try:
+    from cryptography.hazmat.primitives import serialization
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = _exc
+
+DEFAULT_TIMEOUT = 30
+DEFAULT_RETRIES = 5
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_MAX = 10.0
+DEFAULT_RETRY_AFTER_MAX = 60.0
+USER_AGENT = "dkcustoms.dms"
+
+ClientCert = namedtuple("ClientCert", ["chain_pem", "private_key"])
+RetryEvent = namedtuple("RetryEvent", ["method", "path", "reason", "delay"])
+
+
+class HttpError(Exception):
+    """A classified HTTP/TLS failure; the message names the cause and the fix."""
+
+    kind = "http_error"
+
+    def __init__(self, message, url=None):
+        super().__init__(message)
+        self.url = url
+
+
+class TLSHandshakeError(HttpError):
+    """The TLS handshake failed (base of the two specific cases below)."""
+
+    kind = "tls_handshake"
+
+
+class TLSVerificationError(TLSHandshakeError):
+    """The server certificate is not trusted (wrong CA, wrong host name, expired ...)."""
+
+    kind = "tls_verification_failed"
+
+
+class ClientCertificateError(TLSHandshakeError):
+    """The client certificate could not be loaded, or the server refused it."""
+
+    kind = "client_certificate"
+
+
+class UnreachableError(HttpError):
+    kind = "unreachable"
+
+
+class RequestTimeoutError(HttpError):
+    kind = "timeout"
+
+
+class HTTPStatusError(HttpError):
+    """A non-2xx answer (after retries, for transient statuses)."""
+
+    kind = "http_status"
+
+    def __init__(self, message, url=None, status=None, error_code=None, detail=None, body=None):
+        super().__init__(message, url=url)
+        self.status = status
+        self.error_code = error_code
+        self.detail = detail
+        self.body = body if body is not None else {}
+
+
+def _origin(url):
+    """scheme://host:port of ``url`` (messages name the service, not paths or query strings)."""
+    parts = urlsplit(url or "")
+    return "%s://%s" % (parts.scheme, parts.netloc) if parts.scheme else (url or "")
+
+
+def _path(url):
+    return urlsplit(url or "").path or "/"
+
+
+def client_cert_from_bundle(bundle):
+    """``ClientCert`` (leaf + chain as PEM, key object) from an ``_oces.Bundle``-like object."""
+    pem = bundle.certificate.public_bytes(serialization.Encoding.PEM)
+    for cert in bundle.chain or ():
+        pem += cert.public_bytes(serialization.Encoding.PEM)
+    return ClientCert(pem, bundle.private_key)
+
+
+def _load_client_cert(context, client_cert):
+    """Load an in-memory certificate chain and key into ``context``.
+
+    The ``ssl`` module loads client keys only from files.  So that no usable key ever touches the
+    disk, the key is written PKCS#8-*encrypted* with a random one-time password that exists only in
+    this process's memory, to a 0600 temp file that is deleted right after loading.  Anyone who
+    reads the file in that window gets ciphertext only.
+    """
+    chain_pem, private_key = client_cert
+    one_time_password = secrets.token_urlsafe(32).encode("ascii")
+    encrypted_key = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(one_time_password),
+    )
+    fd, path = tempfile.mkstemp(prefix="dms-client-", suffix=".pem")  # mkstemp: mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(chain_pem + b"\n" + encrypted_key)
+        context.load_cert_chain(path, password=one_time_password)
+    except ssl.SSLError as exc:
+        raise ClientCertificateError(
+            "The client certificate could not be loaded for TLS (%s). Fix: give a certificate and "
+            "the private key that belongs to it." % _reason(exc)
+        ) from None
+    finally:
+        os.unlink(path)
+
+
+def create_ssl_context(ca_path=None, validate_certs=True, client_cert=None):
+    """TLS 1.2+ client context: server verified against ``ca_path`` (file or directory) or the
+    system trust store, unless ``validate_certs`` is false; optional client certificate."""
+    if validate_certs:
+        context = ssl.create_default_context()
+        if ca_path:
+            if not os.path.exists(ca_path):
+                raise TLSVerificationError(
+                    "ca_path %s does not exist. Fix: point ca_path at the PEM bundle (or directory) "
+                    "of the CA that issued the server certificate." % ca_path
+                )
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            try:
+                if os.path.isdir(ca_path):
+                    context.load_verify_locations(capath=ca_path)
+                else:
+                    context.load_verify_locations(cafile=ca_path)
+            except (ssl.SSLError, OSError) as exc:
+                raise TLSVerificationError(
+                    "ca_path %s could not be read as PEM CA certificates (%s). Fix: give a PEM file "
+                    "with the CA certificate(s) that issued the server certificate."
+                    % (ca_path, _reason(exc))
+                ) from None
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert is not None:
+        _load_client_cert(context, client_cert)
+    return context
+
+
+class _ContextAdapter(HTTPAdapter):
+    """Transport adapter that uses one prepared ``SSLContext`` for every HTTPS pool.
+
+    requests would otherwise re-apply its own CA bundle (certifi) and file-based client certificate
+    settings per request; the context already holds exactly what was configured.
+    """
+
+    def __init__(self, ssl_context, **kwargs):
+        self._ssl_context = ssl_context
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, _unused = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs = {}
+        if host_params.get("scheme") == "https":
+            pool_kwargs["ssl_context"] = self._ssl_context
+            if self._ssl_context.verify_mode == ssl.CERT_NONE:
+                pool_kwargs["cert_reqs"] = "CERT_NONE"
+                pool_kwargs["assert_hostname"] = False
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert):
+        """Everything is in the SSL context; keep requests from adding certifi or cert files."""
+
+
+def _reason(exc):
+    """The innermost library reason of an exception, without request data."""
+    seen = set()
+    texts = []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        reason = getattr(exc, "reason", None)
+        if isinstance(exc, ssl.SSLError) and getattr(exc, "verify_message", None):
+            texts.append("%s: %s" % (exc.reason or "SSL error", exc.verify_message))
+        elif isinstance(reason, str) and reason:
+            texts.append(reason)
+        elif exc.args and isinstance(exc.args[0], str):
+            texts.append(exc.args[0])
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
+            nxt = exc.args[0]
+        if nxt is None and isinstance(reason, BaseException):
+            nxt = reason
+        exc = nxt
+    text = texts[-1] if texts else "unknown error"
+    return text[:300]
+
+
+def _chain_text(exc):
+    parts = []
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        parts.append("%s %s" % (type(exc).__name__, exc))
+        reason = getattr(exc, "reason", None)
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
+            nxt = exc.args[0]
+        if nxt is None and isinstance(reason, BaseException):
+            nxt = reason
+        exc = nxt
+    return " | ".join(parts).lower()
+
+
+_CLIENT_CERT_ALERTS = (
+    "alert unknown ca", "alert certificate required", "alert bad certificate",
+    "alert certificate unknown", "alert access denied", "alert handshake failure",
+    "alert certificate revoked", "alert certificate expired", "alert unsupported certificate",
+)
+
+
+def classify_exception(exc, url, timeout):
+    """Turn a requests/urllib3/ssl exception into an ``HttpError`` whose message names the fix."""
+    origin = _origin(url)
+    text = _chain_text(exc)
+    if "certificate verify failed" in text or "hostname mismatch" in text or "doesn't match" in text:
+        return TLSVerificationError(
+            "TLS verification of the server certificate of %s failed (%s). Fix: set ca_path to the "
+            "CA bundle that issued the server certificate and use the host name in its "
+            "subjectAltName; validate_certs=false only for throw-away tests." % (origin, _reason(exc)),
+            url=url,
+        )
+    if any(alert in text for alert in _CLIENT_CERT_ALERTS):
+        return ClientCertificateError(
+            "%s refused the TLS client certificate during the handshake (%s). Fix: present an OCES3 "
+            "certificate from a CA the service trusts, unexpired, with its private key."
+            % (origin, _reason(exc)),
+            url=url,
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return RequestTimeoutError(
+            "%s did not answer within %s seconds. Fix: check that the service is up and reachable "
+            "from this host, or raise timeout." % (origin, timeout),
+            url=url,
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TLSHandshakeError(
+            "The TLS handshake with %s failed (%s). Fix: a server that refuses the client "
+            "certificate often just closes the connection: present an OCES3 certificate from a CA "
+            "it trusts; otherwise check that the URL is the HTTPS service (TLS 1.2 or later)."
+            % (origin, _reason(exc)),
+            url=url,
+        )
+    return UnreachableError(
+        "%s is unreachable (%s). Fix: check the URL, DNS, firewall and proxy settings, and that the "
+        "service is running." % (origin, _reason(exc)),
+        url=url,
+    )
+
+
+def _is_retryable_exception(exc):
+    """Dropped/refused connections and connect timeouts: nothing (or nothing complete) was
+    processed.  Not TLS failures (retrying cannot fix them) nor read timeouts (the server may be
+    working on it; a repeat would double the load on an already slow service)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        text = _chain_text(exc)
+        # A reset during the TLS handshake is a dropped connection, not a certificate problem.
+        return ("reset" in text or "eof" in text) and not any(a in text for a in _CLIENT_CERT_ALERTS)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.Timeout):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return not any(a in _chain_text(exc) for a in _CLIENT_CERT_ALERTS)
+    return False
+
+
+def parse_retry_after(value, now=None):
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def is_retryable_status(status):
+    return status == 429 or 500 <= status <= 599
+
+
+class DmsSession(requests.Session if HAS_REQUESTS else object):
+    """``requests.Session`` with a default timeout, bounded retries and classified errors.
+
+    ``stats`` counts ``attempts`` (HTTP requests sent, retries included) and ``retries``;
+    ``retry_events`` lists each retry (method, path, reason, delay) for debug output.
+    """
+
+    def __init__(self, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
+                 backoff_base=DEFAULT_BACKOFF_BASE, backoff_max=DEFAULT_BACKOFF_MAX,
+                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep):
+        super().__init__()
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self._sleep = sleep
+        self.stats = {"attempts": 0, "retries": 0}
+        self.retry_events = []
+        self.headers["User-Agent"] = USER_AGENT
+        self.trust_env = False  # no netrc credentials or env CA bundles slipping in
+
+    def backoff(self, attempt):
+        """Exponential backoff with jitter (spreads a fleet's retries apart)."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        return random.uniform(ceiling / 2.0, ceiling)
+
+    def _wait(self, method, url, reason, delay):
+        self.stats["retries"] += 1
+        self.retry_events.append(RetryEvent(method, _path(url), reason, round(delay, 2)))
+        self._sleep(delay)
+
+    def request(self, method, url, **kwargs):
+        """Send with retries.  Returns the response for every status that is not transient (the
+        caller decides what a 4xx means); raises ``HttpError`` subclasses otherwise."""
+        kwargs.setdefault("timeout", self.timeout)
+        attempt = 0
+        while True:
+            self.stats["attempts"] += 1
+            try:
+                response = super().request(method, url, **kwargs)
+            except requests.exceptions.RequestException as exc:
+                if attempt < self.retries and _is_retryable_exception(exc):
+                    self._wait(method, url, type(exc).__name__, self.backoff(attempt))
+                    attempt += 1
+                    continue
+                error = classify_exception(exc, url, kwargs["timeout"])
+                if attempt:
+                    error.args = ("%s (after %d attempts)" % (error.args[0], attempt + 1),)
+                raise error from None
+            if not is_retryable_status(response.status_code):
+                return response
+            if attempt >= self.retries:
+                raise self._exhausted(response, attempt + 1)
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                delay = min(retry_after, self.retry_after_max)
+            else:
+                delay = self.backoff(attempt)
+            response.close()
+            self._wait(method, url, "HTTP %d" % response.status_code, delay)
+            attempt += 1
+
+    @staticmethod
+    def _exhausted(response, attempts):
+        base = error_from_response(response, "%s %s" % (response.request.method, _path(response.url)))
+        base.args = (
+            "%s; still failing after %d attempts. Fix: the service is overloaded or in maintenance; "
+            "retry later or raise retries." % (base.args[0], attempts),
+        )
+        return base
+
+
+def _json_body(response):
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def error_from_response(response, what):
+    """``HTTPStatusError`` for ``response``; the message holds the status, the service's error code
+    and its ``detail`` sentence (the portal's details never echo request data)."""
+    body = _json_body(response)
+    code = body.get("error") if isinstance(body.get("error"), str) else None
+    detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+    message = "%s at %s answered HTTP %d" % (what, _origin(response.url), response.status_code)
+    if code:
+        message += " %s" % code
+    if detail:
+        message += ": %s" % detail[:300]
+    return HTTPStatusError(message, url=response.url, status=response.status_code,
+                           error_code=code, detail=detail, body=body)
+
+
+def create_session(ca_path=None, validate_certs=True, timeout=DEFAULT_TIMEOUT, client_cert=None,
+                   retries=DEFAULT_RETRIES, backoff_base=DEFAULT_BACKOFF_BASE,
+                   backoff_max=DEFAULT_BACKOFF_MAX, retry_after_max=DEFAULT_RETRY_AFTER_MAX,
+                   sleep=time.sleep):
+    """A ready ``DmsSession``; ``client_cert`` is ``(chain_pem_bytes, private_key)`` or ``None``."""
+    context = create_ssl_context(ca_path=ca_path, validate_certs=validate_certs,
+                                 client_cert=client_cert)
+    session = DmsSession(timeout=timeout, retries=retries, backoff_base=backoff_base,
+                         backoff_max=backoff_max, retry_after_max=retry_after_max, sleep=sleep)
+    session.verify = bool(validate_certs)
+    adapter = _ContextAdapter(context)
+    session.mount("https://", adapter)
+    session.ssl_context = context
+    return session
