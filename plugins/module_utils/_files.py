@@ -42,8 +42,9 @@ class FileError(Exception):
 
 
 def _file_args(path, mode, owner, group):
-    return {"path": path, "mode": mode, "owner": owner, "group": group, "seuser": None,
-            "serole": None, "selevel": None, "setype": None, "attributes": None}
+    # SELinux context is left as the directory gives it (None = do not manage).
+    return {"path": path, "mode": mode, "owner": owner, "group": group,
+            "secontext": [None, None, None], "attributes": None}
 
 
 def read_file(path):
@@ -114,7 +115,13 @@ def write_file(module, path, content, mode=0o600, owner=None, group=None, backup
                         % (path, os.strerror(exc.errno) if exc.errno else exc, directory))
     if backup and os.path.exists(path):
         result["backup_file"] = module.backup_local(path)
-    module.atomic_move(tmp, os.path.abspath(path))
+    # atomic_move gives a *new* destination 0666 & ~umask; a tight umask keeps a new key file
+    # 0600 until set_fs_attributes_if_different applies the wanted mode.
+    old_umask = os.umask(0o077)
+    try:
+        module.atomic_move(tmp, os.path.abspath(path))
+    finally:
+        os.umask(old_umask)
     module.set_fs_attributes_if_different(_file_args(path, mode, owner, group), False)
     return result
 
