@@ -1,0 +1,102 @@
+"""The admin API (plain HTTP on its own loopback port): what tests and people use to inspect and steer.
+
+GET  /counters                    per account and gateway counters (docs/sandbox.md has the shape)
+GET  /faults                      current fault settings per service
+POST /faults                      {"portal": {...}, "gateway": {...}}: change fault settings
+POST /mpc                         {"gateway_user", "mpc", "message"?}: queue a message for a pull
+POST /accounts/<user id>/unlock   a person lifts a lockout
+GET  /accounts/<user id>          the account as the sandbox holds it (no secrets)
+POST /reset-counters              zero the counters, keep the state
+GET  /health                      {"ok": true}
+"""
+
+import json
+import re
+
+from dms_sandbox.faults import SERVICES, FaultError
+
+DEFAULT_MPC_MESSAGE = (b'<Notification xmlns="urn:dms-sandbox:test">a message waiting in the sandbox, '
+                       b'placed with POST /mpc</Notification>')
+_ACCOUNT_PATH = re.compile(r"/accounts/([^/]+)(/unlock)?")
+# Shown by GET /accounts/<id>: everything but secrets and certificates.
+_PUBLIC_ACCOUNT_FIELDS = ("user_id", "cvr", "uuid", "common_name", "expiry_date", "state", "failed_in_row",
+                          "registration_status", "requested_at", "completes_at", "registered_at", "gateway_user",
+                          "se_number", "email", "interfaces", "logins_ok", "logins_failed",
+                          "registrations_requested", "writes")
+
+
+def _json(status, document):
+    return status, {"Content-Type": "application/json"}, json.dumps(document, indent=1, sort_keys=True).encode()
+
+
+def _error(status, code, detail):
+    return _json(status, {"error": code, "detail": detail})
+
+
+class Admin:
+    def __init__(self, store, faults):
+        self.store = store
+        self.faults = faults
+
+    def handle(self, method, path, headers, body, peer_certificate_der=None):  # pylint: disable=unused-argument
+        path = path.split("?", 1)[0].rstrip("/") or "/"
+        try:
+            data = json.loads(body.decode("utf-8")) if body and body.strip() else {}
+        except (UnicodeDecodeError, ValueError):
+            return _error(400, "invalid_json", "the body is not JSON")
+        if not isinstance(data, dict):
+            return _error(400, "invalid_json", "the body must be a JSON object")
+        if (method, path) == ("GET", "/health"):
+            return _json(200, {"ok": True})
+        if (method, path) == ("GET", "/counters"):
+            return _json(200, self.store.counters())
+        if (method, path) == ("POST", "/reset-counters"):
+            self.store.reset_counters()
+            return _json(200, self.store.counters())
+        if path == "/faults" and method in ("GET", "POST"):
+            return self._faults(data if method == "POST" else {})
+        if (method, path) == ("POST", "/mpc"):
+            return self._mpc(data)
+        match = _ACCOUNT_PATH.fullmatch(path)
+        if match:
+            return self._account(method, match.group(1), bool(match.group(2)))
+        return _error(404, "not_found", "no such admin call %s %s; see docs/sandbox.md" % (method, path))
+
+    def _faults(self, data):
+        unknown = [name for name in data if name not in SERVICES]
+        if unknown:
+            return _error(400, "invalid_faults", "faults are set per service (%s), not %s"
+                          % (" | ".join(SERVICES), ", ".join(unknown)))
+        try:
+            # Check everything before changing anything: a bad setting must not leave half the change applied.
+            for service, settings in data.items():
+                probe = type(self.faults[service])(service)
+                probe.update(settings)
+            for service, settings in data.items():
+                self.faults[service].update(settings)
+        except FaultError as exc:
+            return _error(400, "invalid_faults", str(exc))
+        return _json(200, {service: self.faults[service].snapshot() for service in SERVICES})
+
+    def _mpc(self, data):
+        gateway_user, mpc, message = data.get("gateway_user"), data.get("mpc"), data.get("message")
+        if not isinstance(gateway_user, str) or not gateway_user or not isinstance(mpc, str) or not mpc:
+            return _error(400, "invalid_request", "send {\"gateway_user\": ..., \"mpc\": ..., \"message\": "
+                                                  "\"<xml/>\" (optional)}")
+        if message is not None and not isinstance(message, str):
+            return _error(400, "invalid_request", "message is a string (the payload XML)")
+        self.store.mpc_push(gateway_user, mpc, message.encode("utf-8") if message else DEFAULT_MPC_MESSAGE)
+        return _json(200, {"gateway_user": gateway_user, "mpc": mpc,
+                           "waiting": self.store.mpc_count(gateway_user, mpc)})
+
+    def _account(self, method, user_id, unlock):
+        if unlock and method == "POST":
+            account = self.store.unlock(user_id)
+        elif not unlock and method == "GET":
+            account = self.store.account(user_id)
+        else:
+            return _error(405, "method_not_allowed", "use GET /accounts/<id> or POST /accounts/<id>/unlock")
+        if account is None:
+            return _error(404, "unknown_account", "no account %s: it appears once its certificate has "
+                                                  "called the portal" % user_id)
+        return _json(200, {name: account[name] for name in _PUBLIC_ACCOUNT_FIELDS})
