@@ -184,8 +184,10 @@ def _load_pkcs12(data, passphrase):
                 "The PKCS#12 file is protected by a passphrase and none was given. Fix: set the "
                 "passphrase option (keep it in ansible-vault).", "passphrase_required")
         raise OcesError(
-            "The PKCS#12 passphrase is wrong: the file is intact but the given passphrase does not "
-            "open it. Fix: supply the passphrase the file was exported with.", "wrong_passphrase")
+            "The PKCS#12 passphrase is wrong: the file's structure is intact but the given "
+            "passphrase does not open it. Fix: supply the passphrase the file was exported with (if "
+            "you are sure of it, the encrypted content was altered: copy the file again).",
+            "wrong_passphrase")
     del last_error
     raise OcesError(
         "The PKCS#12 file is corrupt: its structure cannot be parsed. Fix: export the certificate "
@@ -246,9 +248,8 @@ def _load_pem_key(block, passphrase):
             raise OcesError(
                 "The private key is encrypted and no passphrase was given. Fix: set the key "
                 "passphrase (keep it in ansible-vault).", "passphrase_required")
-        raise OcesError(
-            "The private key is not encrypted but a key passphrase was given. Fix: drop the key "
-            "passphrase or supply an encrypted key.", "invalid_input")
+        # An unencrypted key with a passphrase given (e.g. one passphrase for a whole PEM bundle).
+        return _load_pem_key(block, None)
     except ValueError as exc:
         if passphrase is not None and ("Incorrect password" in str(exc) or "Bad decrypt" in str(exc)):
             raise OcesError(
