@@ -507,7 +507,7 @@ def environment_of(bundle):
     return "unknown"
 
 
-def _name_text(name):
+def name_text(name):
     """RFC 4514 text with readable names for the OCES attributes cryptography prints as OIDs."""
     return name.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber",
                                 NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
@@ -537,7 +537,7 @@ def _key_description(key):
 
 
 def _chain_entry(cert):
-    return {"subject": _name_text(cert.subject), "issuer": _name_text(cert.issuer),
+    return {"subject": name_text(cert.subject), "issuer": name_text(cert.issuer),
             "serial_number": format(cert.serial_number, "x"),
             "fingerprint_sha256": fingerprint_sha256(cert),
             "not_before": _iso(cert.not_valid_before_utc), "not_after": _iso(cert.not_valid_after_utc)}
@@ -582,9 +582,9 @@ def describe(bundle, now=None):
         "uuid": info["uuid"],
         "portal_user_id": portal_user_id_of(info["cvr"], info["uuid"])
         if info["oces_generation"] == "OCES3" else None,
-        "subject": _name_text(cert.subject),
+        "subject": name_text(cert.subject),
         "common_name": _attr(cert.subject, NameOID.COMMON_NAME),
-        "issuer": _name_text(cert.issuer),
+        "issuer": name_text(cert.issuer),
         "serial_number": format(cert.serial_number, "x"),
         "fingerprint_sha256": fingerprint_sha256(cert),
         "not_before": _iso(not_before),
@@ -619,11 +619,10 @@ def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
             "The private key does not belong to the certificate %s (key/certificate mismatch). Fix: "
             "supply the key the certificate was issued for." % info["subject"], "key_mismatch")
     if info["oces_generation"] == "OCES2" and not allow_oces2:
-        raise OcesError(
-            "%s is an OCES2 %s certificate; OCES2 is retired and the DMS gateway needs OCES3. Fix: "
-            "order an OCES3 FOCES or VOCES certificate from MitID Erhverv." % (info["subject"],
-                                                                              info["certificate_type"]),
-            "oces2")
+        message = ("%s is an OCES2 %s certificate; OCES2 is retired and the DMS gateway needs OCES3. "
+                   "Fix: order an OCES3 FOCES or VOCES certificate from MitID Erhverv."
+                   % (info["subject"], info["certificate_type"]))
+        raise OcesError(message, "oces2")
     if allowed_types is None:
         allowed_types = OCES_TYPES
     if info["oces_generation"] == "unknown" and "unknown" not in allowed_types:

@@ -25,21 +25,29 @@ description:
     only as a module argument (inside Ansible's temporary module payload, which Ansible deletes after
     the task; with C(pipelining) it never touches the disk).
 author:
-  - dkcustoms.dms developers
+  - dkcustoms.dms developers (@dkcustoms)
 requirements:
-  - cryptography >= 3.3 (on the managed host; >= 38.0 for O(formats=pkcs12))
+  - cryptography >= 42.0 (on the managed host)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode),
+      when in diff mode.
     support: full
     details: The diff shows a certificate summary per file (subject, fingerprint, validity); never key
       material or passphrases.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second
+      invocation indicates no change.
     support: full
   safe_file_operations:
+    description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid
+      data corruption.
     support: full
   action_group:
+    description: Use C(group/dkcustoms.dms.dms) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
       - dkcustoms.dms.dms
@@ -351,7 +359,7 @@ def summary_line(fmt, current):
     try:
         bundle = _oces.load_bundle(current)
         return "%s: %s, sha256 %s, valid until %s (+%d CA)" % (
-            FILE_NAMES[fmt], bundle.certificate.subject.rfc4514_string(),
+            FILE_NAMES[fmt], _oces.name_text(bundle.certificate.subject),
             _oces.fingerprint_sha256(bundle.certificate),
             bundle.certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"), len(bundle.chain))
     except _oces.OcesError:
@@ -361,14 +369,14 @@ def summary_line(fmt, current):
 def wanted_line(fmt, info, bundle, params):
     name = FILE_NAMES[fmt]
     if fmt == "key":
-        return "%s: private key of %s%s" % (name, info["subject"],
-                                           " (encrypted)" if params["key_passphrase"] else "")
+        encrypted = " (encrypted)" if params["key_passphrase"] else ""
+        return "%s: private key of %s%s" % (name, info["subject"], encrypted)
     if fmt == "pkcs12":
         return "%s: keystore, alias %s, %s, sha256 %s (+%d CA)" % (
             name, params["pkcs12_alias"], info["subject"], info["fingerprint_sha256"], len(bundle.chain))
     if fmt == "chain":
         return "%s: %d CA certificate(s): %s" % (
-            name, len(bundle.chain), "; ".join(c.subject.rfc4514_string() for c in bundle.chain))
+            name, len(bundle.chain), "; ".join(_oces.name_text(c.subject) for c in bundle.chain))
     return "%s: %s, sha256 %s, valid until %s%s" % (
         name, info["subject"], info["fingerprint_sha256"], info["not_after"],
         " (+%d CA)" % len(bundle.chain) if fmt == "fullchain" else "")
@@ -468,7 +476,7 @@ def main():
             owner=dict(type="str"),
             group=dict(type="str"),
             mode=dict(type="raw", default="0644"),
-            key_mode=dict(type="raw", default="0600"),
+            key_mode=dict(type="raw", default="0600", no_log=False),
             backup=dict(type="bool", default=False),
             expected_cvr=dict(type="str"),
             allowed_types=dict(type="list", elements="str", choices=list(_oces.CERTIFICATE_TYPES),

@@ -23,18 +23,24 @@ description:
     M(dkcustoms.dms.oces_certificate) to refuse them.
   - The module never returns key material or passphrases.
 author:
-  - dkcustoms.dms developers
+  - dkcustoms.dms developers (@dkcustoms)
 requirements:
-  - cryptography >= 3.3 (on the managed host)
+  - cryptography >= 42.0 (on the managed host)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode),
+      when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second
+      invocation indicates no change.
     support: full
   action_group:
+    description: Use C(group/dkcustoms.dms.dms) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
       - dkcustoms.dms.dms

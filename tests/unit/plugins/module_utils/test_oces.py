@@ -116,20 +116,20 @@ def test_pkcs12_with_chain(ca):
 
 
 def test_pkcs12_without_passphrase(ca):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     bundle = _oces.load_bundle(_p12(cert, key, [], passphrase=None))
     assert bundle.key_matches
 
 
 def test_pem_with_key_and_chain_in_any_order(ca):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     bundle = _oces.load_bundle(_pem(ca.root, key, ca.cert, cert))
     assert bundle.certificate == cert and bundle.chain == [ca.cert, ca.root]
     assert bundle.source_format == "pem"
 
 
 def test_der_certificate_with_separate_key(ca):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     der = cert.public_bytes(serialization.Encoding.DER)
     enc_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.BestAvailableEncryption(b"keypass"))
@@ -138,7 +138,7 @@ def test_der_certificate_with_separate_key(ca):
 
 
 def test_der_certificate_alone_has_no_key(ca):
-    cert, _key_, _ = ca.issue()
+    cert, _key_, _uid = ca.issue()
     bundle = _oces.load_bundle(cert.public_bytes(serialization.Encoding.DER))
     assert bundle.private_key is None and bundle.key_matches is None
     info = _oces.describe(bundle)
@@ -149,7 +149,7 @@ def test_der_certificate_alone_has_no_key(ca):
 def test_openssl_made_pkcs12(ca, tmp_path, args):
     if not shutil.which("openssl"):
         pytest.skip("openssl command not installed")
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     (tmp_path / "c.pem").write_bytes(_pem(cert, ca.cert))
     (tmp_path / "k.pem").write_bytes(_pem(key))
     out = tmp_path / "o.p12"
@@ -176,7 +176,7 @@ def test_keytool_made_pkcs12(tmp_path):
 
 
 def test_written_keystore_roundtrip_and_keytool(ca, tmp_path):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     bundle = _oces.load_bundle(_pem(cert, key, ca.cert, ca.root))
     data = _oces.pkcs12_bytes(bundle, "store-pass-1", "dms")
     again = _oces.load_bundle(data, "store-pass-1")
@@ -191,7 +191,7 @@ def test_written_keystore_roundtrip_and_keytool(ca, tmp_path):
 
 
 def test_encrypted_key_pem_roundtrip(ca):
-    _cert_, key, _ = ca.issue()
+    _cert_, key, _uid = ca.issue()
     pem = _oces.private_key_pem(key, "kp-1")
     assert b"ENCRYPTED PRIVATE KEY" in pem
     assert _oces.same_key(serialization.load_pem_private_key(pem, b"kp-1"), key)
@@ -201,7 +201,7 @@ def test_encrypted_key_pem_roundtrip(ca):
 
 @pytest.fixture(scope="module")
 def good_p12(ca):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     return _p12(cert, key, [ca.cert, ca.root])
 
 
@@ -243,26 +243,26 @@ def test_not_a_certificate(data):
 
 
 def test_pem_with_only_a_key(ca):
-    _cert_, key, _ = ca.issue()
+    _cert_, key, _uid = ca.issue()
     reason, msg = _reason(_pem(key))
     assert reason == "not_a_certificate" and "private key but no certificate" in msg
 
 
 def test_truncated_pem(ca):
-    cert, _key_, _ = ca.issue()
+    cert, _key_, _uid = ca.issue()
     reason, _msg = _reason(_pem(cert)[:-40])
     assert reason == "truncated"
 
 
 def test_corrupt_pem_block(ca):
-    cert, _key_, _ = ca.issue()
+    cert, _key_, _uid = ca.issue()
     pem = _pem(cert).replace(b"\n", b"\n!!", 3)
     reason, _msg = _reason(pem)
     assert reason == "corrupt"
 
 
 def test_no_key_and_mismatch_are_reported_then_refused(ca):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     other = _key()
     no_key = _oces.load_bundle(_p12(cert, None, [ca.cert]), PASS)
     assert _oces.describe(no_key)["has_private_key"] is False
@@ -278,7 +278,7 @@ def test_no_key_and_mismatch_are_reported_then_refused(ca):
 
 
 def test_wrong_key_passphrase(ca):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     enc = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.BestAvailableEncryption(b"right"))
     reason, _msg = _reason(_pem(cert), None, key_data=enc, key_passphrase="wrong")
@@ -301,13 +301,13 @@ def test_foces_by_keyusage_and_cn(ca):
 
 
 def test_voces_by_nonrepudiation(ca):
-    cert, key, _ = ca.issue(cn="Firma ApS", nonrep=True)
+    cert, key, _uid = ca.issue(cn="Firma ApS", nonrep=True)
     info = _oces.describe(_oces.Bundle(cert, key, []))
     assert info["certificate_type"] == "VOCES"
 
 
 def test_conflicting_signals_report_basis(ca):
-    cert, key, _ = ca.issue(cn="x (systemcertifikat)", nonrep=True)
+    cert, key, _uid = ca.issue(cn="x (systemcertifikat)", nonrep=True)
     info = _oces.describe(_oces.Bundle(cert, key, []))
     assert info["certificate_type"] == "VOCES"
     assert any("suggests FOCES" in b for b in info["classification_basis"])
@@ -325,7 +325,7 @@ def test_moces_warns(ca):
 
 
 def test_oces2_recognised_and_refused(ca):
-    cert, key, _ = ca.issue(serial="CVR:12345678-FID:1234567890")
+    cert, key, _uid = ca.issue(serial="CVR:12345678-FID:1234567890")
     bundle = _oces.Bundle(cert, key, [])
     info = _oces.describe(bundle)
     assert info["oces_generation"] == "OCES2" and info["certificate_type"] == "FOCES"
@@ -336,7 +336,7 @@ def test_oces2_recognised_and_refused(ca):
 
 
 def test_non_oces_refused_unless_allowed(ca):
-    cert, key, _ = ca.issue(serial="something-else")
+    cert, key, _uid = ca.issue(serial="something-else")
     bundle = _oces.Bundle(cert, key, [])
     assert _oces.describe(bundle)["certificate_type"] == "unknown"
     with pytest.raises(_oces.OcesError) as err:
@@ -347,7 +347,7 @@ def test_non_oces_refused_unless_allowed(ca):
 
 def test_production_environment():
     prod = CA(ou=None)
-    cert, key, _ = prod.issue()
+    cert, key, _uid = prod.issue()
     assert _oces.describe(_oces.Bundle(cert, key, [prod.cert]))["environment"] == "production"
 
 
@@ -359,23 +359,23 @@ def test_unknown_environment():
 
 
 def test_validity_checks(ca):
-    expired, key, _ = ca.issue(days=(-100, -1))
+    expired, key, _uid = ca.issue(days=(-100, -1))
     with pytest.raises(_oces.OcesError) as err:
         _oces.validate(_oces.Bundle(expired, key, []))
     assert err.value.reason == "expired"
     _oces.validate(_oces.Bundle(expired, key, []), allow_expired=True)
-    future, key2, _ = ca.issue(days=(5, 100))
+    future, key2, _uid = ca.issue(days=(5, 100))
     with pytest.raises(_oces.OcesError) as err:
         _oces.validate(_oces.Bundle(future, key2, []))
     assert err.value.reason == "not_yet_valid"
-    short, key3, _ = ca.issue(days=(-1, 10))
+    short, key3, _uid = ca.issue(days=(-1, 10))
     with pytest.raises(_oces.OcesError) as err:
         _oces.validate(_oces.Bundle(short, key3, []), min_days_remaining=30)
     assert err.value.reason == "too_few_days"
 
 
 def test_expected_cvr(ca):
-    cert, key, _ = ca.issue(cvr="11112222")
+    cert, key, _uid = ca.issue(cvr="11112222")
     bundle = _oces.Bundle(cert, key, [])
     _oces.validate(bundle, expected_cvr="11112222")
     with pytest.raises(_oces.OcesError) as err:
@@ -387,7 +387,7 @@ def test_expected_cvr(ca):
 
 
 def test_describe_dates_are_iso_utc(ca):
-    cert, key, _ = ca.issue()
+    cert, key, _uid = ca.issue()
     info = _oces.describe(_oces.Bundle(cert, key, []))
     for name in ("not_before", "not_after"):
         datetime.datetime.strptime(info[name], "%Y-%m-%dT%H:%M:%SZ")
@@ -397,7 +397,7 @@ def test_describe_dates_are_iso_utc(ca):
 
 def test_rsa_key_description(ca):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert, _k, _ = ca.issue(key=key)
+    cert, _k, _uid = ca.issue(key=key)
     info = _oces.describe(_oces.Bundle(cert, key, []))
     assert (info["public_key_type"], info["public_key_size"]) == ("RSA", 2048)
 
