@@ -23,9 +23,9 @@ MAX_PASSWORD_LENGTH = 128
 INTERFACES = ("AS4", "FTPS")
 
 _OCES3_SERIAL = re.compile(r"UI:DK-([OE]):G:([0-9a-fA-F-]{36})")
-_OCES2_SERIAL = re.compile(r"CVR:(\d{8})-(UID|FID|RID):\d+")
-_ORGANIZATION_IDENTIFIER = re.compile(r"NTRDK-(\d{8})")
-_SE_NUMBER = re.compile(r"\d{8}")
+_OCES2_SERIAL = re.compile(r"CVR:([0-9]{8})-(UID|FID|RID):[0-9]+")
+_ORGANIZATION_IDENTIFIER = re.compile(r"NTRDK-([0-9]{8})")
+_SE_NUMBER = re.compile(r"[0-9]{8}")  # not \d: that matches other scripts' digits too
 _EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\".]+(\.[^@\s,;<>\".]+)+")
 
 _STATUS_TEXT = {
