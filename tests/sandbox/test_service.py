@@ -1,0 +1,262 @@
+"""The sandbox as a service: readiness file, stop/status, side by side, faults, admin API, gateway port."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+import requests
+
+import as4_test_client
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "dms_sandbox"] + list(args), capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_readiness_file_names_everything_a_client_needs(sandbox, pki):
+    box = sandbox()
+    info = box.info
+    assert info["pid"] == box.process.pid
+    assert info["portal_url"].startswith("https://127.0.0.1:") and info["portal_url"].endswith("/PortalCertApp")
+    assert info["gateway_url"].startswith("https://127.0.0.1:")
+    assert info["admin_url"].startswith("http://127.0.0.1:")
+    assert info["ca_bundle"] == pki["server"]["ca_bundle"]
+    assert info["gateway_certificate"] == pki["server"]["gateway_signing"]["cert"]
+    assert os.path.isfile(info["gateway_certificate"])
+    assert box.admin("GET", "/health").json() == {"ok": True}
+
+
+def test_tls_is_1_2_or_newer(sandbox):
+    import ssl  # pylint: disable=import-outside-toplevel
+    import socket  # pylint: disable=import-outside-toplevel
+    box = sandbox()
+    port = int(box.info["portal_url"].split(":")[2].split("/")[0])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(box.info["ca_bundle"])
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        assert tls.version() == "TLSv1.2"
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(box.info["ca_bundle"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
+    except (ValueError, ssl.SSLError):
+        return  # this OpenSSL cannot even offer TLS 1.1
+    with pytest.raises((ssl.SSLError, OSError)):
+        with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1"):
+            pass
+
+
+def test_sigterm_stops_cleanly_and_removes_the_readiness_file(sandbox):
+    box = sandbox()
+    assert box.stop(signal.SIGTERM) == 0
+    assert not os.path.exists(os.path.join(box.state, "sandbox.json"))
+    assert not os.path.exists(os.path.join(box.state, "sandbox.pid"))
+
+
+def test_status_and_stop_commands(sandbox):
+    box = sandbox()
+    status = _cli("status", "--state", box.state)
+    assert status.returncode == 0 and json.loads(status.stdout)["running"] is True
+    stop = _cli("stop", "--state", box.state)
+    assert stop.returncode == 0 and json.loads(stop.stdout)["stopped"] is True
+    assert box.process.wait(10) == 0
+    status = _cli("status", "--state", box.state)
+    assert status.returncode == 3 and json.loads(status.stdout)["running"] is False
+    assert json.loads(_cli("stop", "--state", box.state).stdout)["stopped"] is False  # idempotent
+
+
+def test_second_sandbox_on_the_same_state_is_refused(sandbox):
+    box = sandbox()
+    second = _cli("serve", "--state", box.state, "--pki", box.pki["dir"])
+    assert second.returncode != 0 and "already serves" in second.stderr
+
+
+def test_detach_and_ttl(tmp_path, pki):
+    state = str(tmp_path / "detached")
+    started = time.time()
+    result = _cli("serve", "--state", state, "--pki", pki["dir"], "--detach", "--ttl", "3")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert time.time() - started < 30
+    try:
+        assert requests.get(info["admin_url"] + "/health", timeout=5).json() == {"ok": True}
+        deadline = time.time() + 20
+        while time.time() < deadline and _cli("status", "--state", state).returncode == 0:
+            time.sleep(0.3)
+        assert _cli("status", "--state", state).returncode == 3, "--ttl did not stop the sandbox"
+    finally:
+        _cli("stop", "--state", state)
+
+
+def test_sandboxes_side_by_side_keep_separate_state(sandbox):
+    first, second = sandbox(), sandbox()
+    urls = {first.info[key] for key in ("portal_url", "gateway_url", "admin_url")} | \
+        {second.info[key] for key in ("portal_url", "gateway_url", "admin_url")}
+    assert len(urls) == 6
+    first.client("foces-01").activate()
+    assert first.account_counters(first.client("foces-01").user_id)["logins_ok"] == 1
+    assert second.counters()["accounts"] == {}
+    assert second.client("foces-01").get("/api/whoami").json()["account_state"] == "new"
+
+
+# -- faults -----------------------------------------------------------------------------------------------
+
+def test_error_rate_answers_503(sandbox):
+    box = sandbox("--portal-error-rate", "1")
+    answer = box.client("foces-01").get("/api/whoami")
+    assert (answer.status_code, answer.json()["error"]) == (503, "service_unavailable")
+    box.set_faults(portal={"error_rate": 1, "error_status": 500})
+    assert box.client("foces-01").get("/api/whoami").status_code == 500
+    box.set_faults(portal={"error_rate": 0})
+    assert box.client("foces-01").get("/api/whoami").status_code == 200
+
+
+def test_error_rate_is_a_share(sandbox):
+    box = sandbox()
+    box.set_faults(portal={"error_rate": 0.5})
+    browser = box.client("foces-01")
+    statuses = [browser.get("/api/whoami").status_code for _ in range(40)]
+    assert 5 <= statuses.count(503) <= 35 and statuses.count(200) + statuses.count(503) == 40
+
+
+def test_rate_limit_answers_429_with_retry_after(sandbox):
+    box = sandbox("--portal-rate-limit-rate", "1", "--portal-retry-after", "7")
+    answer = box.client("foces-01").get("/api/whoami")
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "7"
+    assert answer.json()["error"] == "rate_limited"
+
+
+def test_dropped_connections(sandbox):
+    box = sandbox()
+    box.set_faults(portal={"drop_rate": 1})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        box.client("foces-01").get("/api/whoami")
+    assert box.counters()["requests_by_service"]["portal"] == 1  # it arrived, and got no answer
+
+
+def test_latency(sandbox):
+    box = sandbox()
+    browser = box.client("foces-01")
+    browser.get("/api/whoami")
+    box.set_faults(portal={"latency_ms": 600})
+    started = time.time()
+    assert browser.get("/api/whoami").status_code == 200
+    assert time.time() - started >= 0.6
+
+
+def test_maintenance_window(sandbox):
+    box = sandbox()
+    box.set_faults(portal={"maintenance": True, "retry_after": 30})
+    answer = box.client("foces-01").get("/api/whoami")
+    assert (answer.status_code, answer.json()["error"]) == (503, "maintenance")
+    assert answer.headers["Retry-After"] == "30"
+    box.set_faults(portal={"maintenance": False, "maintenance_for_s": 1.0})
+    answer = box.client("foces-01").get("/api/whoami")
+    assert answer.status_code == 503 and int(answer.headers["Retry-After"]) in (1, 2)
+    time.sleep(1.1)
+    assert box.client("foces-01").get("/api/whoami").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["expired", "wrong_host"])
+def test_bad_server_certificate(sandbox, kind):
+    box = sandbox("--portal-server-certificate", kind)
+    with pytest.raises(requests.exceptions.SSLError):
+        box.client("foces-01").get("/api/whoami")
+    # Only the portal's: the gateway still presents a valid one; and the fault can be lifted.
+    requests.get(box.info["gateway_url"] + "/", verify=box.info["ca_bundle"], timeout=10)
+    box.set_faults(portal={"server_certificate": "valid"})
+    assert box.client("foces-01").get("/api/whoami").status_code == 200
+
+
+def test_gateway_faults_are_separate(sandbox):
+    box = sandbox("--gateway-error-rate", "1")
+    answer = requests.post(box.info["gateway_url"] + "/exchange/nobody", data=b"<x/>",
+                           verify=box.info["ca_bundle"], timeout=10)
+    assert answer.status_code == 503
+    assert box.client("foces-01").get("/api/whoami").status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"portal": {"error_rate": 2}}, {"portal": {"no_such_fault": 1}},
+                                  {"mail": {"error_rate": 0.1}}, {"gateway": {"registration_stuck": True}},
+                                  {"portal": {"server_certificate": "bogus"}}, {"portal": {"latency_ms": -1}}])
+def test_invalid_faults_are_refused_whole(sandbox, body):
+    box = sandbox()
+    request = dict(body)
+    request.setdefault("gateway", {"latency_ms": 5})  # a valid part, which must not be applied either
+    answer = box.admin("POST", "/faults", request)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_faults"
+    faults = box.admin("GET", "/faults").json()
+    assert faults["gateway"]["latency_ms"] == 0 and faults["portal"]["error_rate"] == 0
+
+
+def test_bad_fault_flag_fails_before_starting(tmp_path, pki):
+    result = _cli("serve", "--state", str(tmp_path / "s"), "--pki", pki["dir"], "--portal-drop-rate", "3")
+    assert result.returncode == 2 and "drop_rate" in result.stderr
+
+
+# -- admin API ----------------------------------------------------------------------------------------------
+
+def test_admin_mpc_counters_and_reset(sandbox):
+    box = sandbox()
+    body = {"gateway_user": "CVR_12345678_UI_x", "mpc": "urn:fdc:dk.skat.mft.DMS/import2/response"}
+    assert box.admin("POST", "/mpc", body).json()["waiting"] == 1
+    assert box.admin("POST", "/mpc", dict(body, message="<a/>")).json()["waiting"] == 2
+    assert box.counters()["gateway"]["waiting"] == {body["gateway_user"]: {body["mpc"]: 2}}
+    assert box.admin("POST", "/mpc", {"mpc": "x"}).status_code == 400
+    box.client("foces-01").activate()
+    assert box.counters()["requests"] >= 2
+    reset = box.admin("POST", "/reset-counters").json()
+    assert reset["requests"] == 0
+    assert reset["accounts"][box.pki["entities"]["foces-01"]["portal_user_id"]]["logins_ok"] == 0
+    assert reset["gateway"]["waiting"][body["gateway_user"]][body["mpc"]] == 2  # state stays
+
+
+def test_admin_unknown_account_and_path(sandbox):
+    box = sandbox()
+    assert box.admin("POST", "/accounts/CVR_00000000_UI_nobody/unlock").status_code == 404
+    assert box.admin("GET", "/nothing").status_code == 404
+
+
+# -- the gateway port ------------------------------------------------------------------------------------
+
+def test_gateway_end_to_end_over_https(sandbox):
+    """Register through the portal, then ping the gateway with the registered certificate over HTTPS."""
+    from cryptography import x509  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
+    box = sandbox()
+    if not box.info.get("gateway_available"):
+        pytest.skip("dms_sandbox.gateway is not available")
+    browser = box.client("foces-01").activate()
+    browser.register_and_wait()
+    browser.put("/api/certificate/interfaces", {"interfaces": ["AS4"]})
+    credentials = browser.get("/api/certificate/gateway-credentials").json()
+    entity = box.pki["entities"]["foces-01"]
+    with open(entity["cert"], "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    with open(entity["key"], "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), password=None)
+    url = "%s/exchange/%s" % (box.info["gateway_url"], credentials["gateway_user"])
+    headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
+
+    def send(password):
+        envelope = as4_test_client.build(credentials["gateway_user"], password, cert, key)
+        return requests.post(url, data=as4_test_client.to_bytes(envelope), headers=headers,
+                             verify=box.info["ca_bundle"], timeout=30)
+
+    assert send(credentials["gateway_password"]).status_code == 200
+    wrong = send("not-the-password")
+    assert wrong.status_code == 500 and b"EBMS:0101" in wrong.content
+    unknown = requests.post(box.info["gateway_url"] + "/exchange/CVR_00000000_UI_nobody", data=b"<x/>",
+                            headers=headers, verify=box.info["ca_bundle"], timeout=30)
+    assert unknown.status_code == 404
+    gateway = box.counters()["gateway"]
+    assert gateway["accepted"] == 1 and gateway["rejected"].get("EBMS:0101") == 1
