@@ -304,7 +304,7 @@ class PhasePrinter:
     """Prints one line per phase (role) and per failure, instead of ansible's per-host output."""
 
     PHASES = {"dkcustoms.dms.certificate": "certificate", "dkcustoms.dms.registration": "registration",
-              "dkcustoms.dms.connectivity": "connectivity", "dkcustoms.dms.onboarding": "report"}
+              "dkcustoms.dms.connectivity": "connectivity", "dkcustoms.dms.rotation": "rotation"}
 
     def __init__(self, stream=sys.stdout):
         self.stream = stream
@@ -317,6 +317,8 @@ class PhasePrinter:
             role = match.group("role") or ""
             name = match.group("name")
             phase = self.PHASES.get(role) or name.split(" | ")[0].lower()
+            if phase.startswith("validating arguments"):
+                phase = role.rsplit(".", 1)[-1] or "play"
             if phase != self.phase:
                 self.phase = phase
                 self._print("[%6.1fs] phase %s" % (elapsed, phase))
