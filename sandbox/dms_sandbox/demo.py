@@ -123,9 +123,10 @@ def portal_totals(counters):
         totals["accounts"] += 1
         for key in ("logins_ok", "logins_failed", "registrations_requested", "writes"):
             totals[key] += int(account.get(key, 0) or 0)
-    for key in ("requests", "total_requests"):
-        if key in (counters or {}).get("portal", {}):
-            totals["requests"] = counters["portal"][key]
+    by_service = (counters or {}).get("requests_by_service", {})
+    totals["portal_requests"] = int(by_service.get("portal", 0) or 0)
+    totals["gateway_requests"] = int(by_service.get("gateway", 0) or 0)
+    totals["gateway_accepted"] = int((counters or {}).get("gateway", {}).get("accepted", 0) or 0)
     return totals
 
 
@@ -387,7 +388,8 @@ def main(argv=None):
 
         totals = portal_totals(sandbox.counters())
         print("\n== portal: %(accounts)d accounts, %(registrations_requested)d registrations requested, "
-              "%(writes)d writes, %(logins_ok)d logins" % totals, flush=True)
+              "%(writes)d writes, %(logins_ok)d logins, %(portal_requests)d requests in all; "
+              "gateway: %(gateway_accepted)d messages accepted" % totals, flush=True)
         if totals["registrations_requested"] != len(set(assignment.values())):
             failures.append("expected one registration per distinct certificate (%d), the portal saw %d" % (
                 len(set(assignment.values())), totals["registrations_requested"]))
