@@ -152,6 +152,9 @@ def add_arguments(parser):
             dest = "fault_%s_%s" % (service, name)
             if kind is bool:
                 group.add_argument(flag, dest=dest, action="store_true", default=None, help="%s: %s" % (service, text))
+            elif kind is str:
+                group.add_argument(flag, dest=dest, default=None, choices=SERVER_CERTIFICATES,
+                                   help="%s: %s" % (service, text))
             else:
                 group.add_argument(flag, dest=dest, default=None, metavar=kind.__name__.upper(),
                                    help="%s: %s" % (service, text))
