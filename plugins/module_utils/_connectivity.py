@@ -28,6 +28,12 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     HAS_CRYPTOGRAPHY = False
 
+try:
+    import requests
+    HAS_REQUESTS = True
+except ImportError:  # pragma: no cover - reported by the module
+    HAS_REQUESTS = False
+
 LAYERS = ("dns", "tcp", "tls", "client_certificate", "authentication", "as4")
 RESULTS = ("SUCCESS", "DNS_ERROR", "CONNECT_ERROR", "TLS_ERROR", "CLIENT_CERT_REJECTED", "AUTH_FAILED",
            "AS4_ERROR", "INVALID_SIGNAL", "NO_SIGNAL")
@@ -440,10 +446,13 @@ def _post_once(run, session):
         key_reference=settings.key_reference)
     run.response, run.post_error = None, None
     try:
-        run.response = session.post(settings.endpoint, data=run.message.to_bytes(),
-                                    headers={"Content-Type": _as4.CONTENT_TYPE})
-    except _http.HttpError as exc:
-        run.post_error = exc
+        # The plain requests.Session.request, not DmsSession's: for AS4 an HTTP 500 is an answer (the
+        # ebMS error signal), which DmsSession would treat as transient and turn into an exception.
+        run.response = requests.Session.request(
+            session, "POST", settings.endpoint, data=run.message.to_bytes(),
+            headers={"Content-Type": _as4.CONTENT_TYPE}, timeout=settings.timeout)
+    except requests.exceptions.RequestException as exc:
+        run.post_error = _http.classify_exception(exc, settings.endpoint, settings.timeout)
 
 
 def send_message(run, sleep=time.sleep):
