@@ -148,8 +148,9 @@ class Fleet:
     def host_base_dir(self, host):
         return os.path.join(self.hosts_dir, host, "etc", "dkcustoms", "dms")
 
-    def write_inventory(self, assignment, group_vars=None):
-        """ASSIGNMENT: {host: entity name in the PKI}. Secrets go into an ansible-vault file."""
+    def write_inventory(self, assignment, group_vars=None, host_vars=None):
+        """ASSIGNMENT: {host: entity name in the PKI}. Secrets go into an ansible-vault file.
+        HOST_VARS: {host: {variable: value}} added to the hosts (e.g. rotation_certificate_src)."""
         os.makedirs(self.inventory_dir, exist_ok=True)
         group_dir = os.path.join(self.inventory_dir, "group_vars", "dms_integration_hosts")
         os.makedirs(group_dir, exist_ok=True)
@@ -158,6 +159,7 @@ class Fleet:
         for host, entity in sorted(assignment.items()):
             hosts[host] = {"certificate_src": self.pki["entities"][entity]["p12"],
                            "certificate_base_dir": self.host_base_dir(host)}
+            hosts[host].update((host_vars or {}).get(host, {}))
         inventory = {"dms_integration_hosts": {"hosts": hosts, "vars": {
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
         _write_json_as_yaml(os.path.join(self.inventory_dir, "hosts.yml"), inventory)
