@@ -46,7 +46,7 @@ EXPIRY_WARNING_DAYS = 30
 # OpenSSL X509_V_ERR_* codes that ssl.SSLCertVerificationError.verify_code carries.
 _V_ERR_EXPIRED = 10
 _V_ERR_NOT_YET_VALID = 9
-_V_ERR_HOSTNAME = 62
+_V_ERR_HOSTNAME = (62, 64)  # host name, IP address mismatch
 _V_ERR_UNKNOWN_CA = (2, 18, 19, 20, 21, 27)
 
 # TLS alerts by which a server refuses (or asks for) our client certificate.
@@ -265,7 +265,7 @@ def _verification_failure(run, exc):
             "The gateway's TLS certificate has expired (or this host's clock is wrong). Check the "
             "clock (timedatectl / NTP); if it is right, nothing on this host can fix it: report it to "
             "the gateway operator (UFST servicedesk) with the dates above.")
-    if code == _V_ERR_HOSTNAME:
+    if code in _V_ERR_HOSTNAME:
         names = ", ".join(_names(cert)) if cert is not None else "?"
         return LayerFailed(
             "server certificate is for %s, not %s (%s)" % (names, run.host, message),
