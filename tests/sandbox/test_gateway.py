@@ -6,8 +6,6 @@ are verified here with signxml's XMLVerifier against the gateway certificate.
 
 import copy
 import datetime
-import json
-import os
 
 import pytest
 from cryptography import x509
@@ -17,19 +15,15 @@ from signxml import SignatureConfiguration, XMLVerifier
 
 import as4_test_client as client
 from dms_sandbox.gateway import Gateway
-from dms_sandbox.pki import make_pki
 
 NS = client.NS
 PASSWORD = "gateway-password-Xy7!"
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    directory = os.environ.get("DMS_PKI_DIR")
-    if directory and os.path.exists(os.path.join(directory, "pki.json")):
-        with open(os.path.join(directory, "pki.json"), encoding="utf-8") as handle:
-            return json.load(handle)
-    return make_pki(str(tmp_path_factory.mktemp("pki")), foces=3, voces=1, moces=0)
+def manifest(pki):
+    """The run's test PKI (tests/sandbox/conftest.py: DMS_PKI_DIR, or one made once per run)."""
+    return pki
 
 
 def _read(path):
