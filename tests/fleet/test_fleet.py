@@ -1,0 +1,173 @@
+"""The playbooks over simulated fleets, against a sandbox of their own (issue #6 acceptance)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from dms_sandbox.demo import DEMO_KEYSTORE_PASSPHRASE, DEMO_PORTAL_PASSWORD, DEMO_VAULT_PASSWORD, portal_totals
+
+
+def mixed_fleet():
+    """Four hosts sharing a FOCES, two with their own VOCES, one MOCES."""
+    hosts = {"app-%02d" % n: "foces-01" for n in range(1, 5)}
+    hosts.update({"org-01": "voces-01", "org-02": "voces-02", "desk-01": "moces-01"})
+    return hosts
+
+
+def files_under(path):
+    return sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names)
+
+
+def report(fleet, name="report"):
+    with open(os.path.join(fleet.root, name, "report.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def onboard(fleet, *args, **kwargs):
+    return fleet.onboard("-e", "onboarding_report_dir=%s" % os.path.join(fleet.root, "report"), *args, **kwargs)
+
+
+def assert_ok(run):
+    assert run.ok, run.output[-6000:]
+
+
+def test_check_mode_writes_nothing_and_reports_what_would_change(start_sandbox, make_fleet):
+    sandbox = start_sandbox(registration_delay=1)
+    fleet = make_fleet(sandbox, mixed_fleet())
+
+    run = onboard(fleet, "--check")
+
+    assert_ok(run)
+    assert files_under(fleet.hosts_dir) == []
+    totals = portal_totals(sandbox.counters())
+    assert totals["writes"] == 0 and totals["registrations_requested"] == 0, totals
+    data = report(fleet)
+    assert data["check_mode"] is True
+    assert data["summary"]["hosts"] == 7 and data["summary"]["pending"] == 7
+    for host in data["hosts"]:
+        assert "certificate bundle installed" in host["changes"], host
+    leaders = [h for h in data["hosts"] if "registration_requested" in " ".join(h["changes"])]
+    assert len(leaders) == 4  # one per distinct certificate
+
+
+def test_shared_certificate_registers_once_and_rerun_changes_nothing(start_sandbox, make_fleet):
+    sandbox = start_sandbox(registration_delay=2)
+    hosts = {"shared-%02d" % n: "foces-01" for n in range(1, 51)}
+    fleet = make_fleet(sandbox, hosts, forks=50)
+
+    first = onboard(fleet)
+
+    assert_ok(first)
+    accounts = sandbox.counters()["accounts"]
+    assert len(accounts) == 1
+    (account,) = accounts.values()
+    assert account["registrations_requested"] == 1
+    assert account["registration_status"] == "registered"
+    credentials = set()
+    for host in hosts:
+        path = os.path.join(fleet.host_base_dir(host), "current", "gateway-credentials.json")
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        with open(path, encoding="utf-8") as handle:
+            credentials.add(json.dumps(json.load(handle), sort_keys=True))
+    assert len(credentials) == 1
+    password = json.loads(credentials.pop())["gateway_password"]
+    assert password not in first.output
+
+    second = onboard(fleet)
+
+    assert_ok(second)
+    assert second.changed_hosts() == []
+    assert [a["registrations_requested"] for a in sandbox.counters()["accounts"].values()] == [1]
+
+
+def test_distinct_registrations_overlap(start_sandbox, make_fleet):
+    delay = 20
+    sandbox = start_sandbox(registration_delay=delay)
+    hosts = {"distinct-%02d" % n: "foces-%02d" % n for n in range(1, 21)}
+    fleet = make_fleet(sandbox, hosts, forks=20)
+
+    run = onboard(fleet)
+
+    assert_ok(run)
+    totals = portal_totals(sandbox.counters())
+    assert totals["registrations_requested"] == 20
+    floor = fleet.run(fleet.ping_playbook(run.tasks), forks=20)
+    assert floor.ok, floor.output[-3000:]
+    assert run.seconds < delay + 2 * floor.seconds, (
+        "onboarding took %.1fs; registration delay %ss + 2 x ping floor %.1fs" % (run.seconds, delay, floor.seconds))
+
+
+def test_rotation_rolls_back_a_rejected_certificate_and_switches_a_good_one(start_sandbox, make_fleet, pki):
+    sandbox = start_sandbox(registration_delay=1)
+    hosts = {"rot-01": "foces-01", "rot-02": "foces-01", "rot-03": "voces-01", "rot-04": "voces-02"}
+    new = {"rot-01": "foces-21", "rot-02": "foces-21", "rot-03": "voces-03", "rot-04": "voces-04"}
+    host_vars = {host: {"rotation_certificate_src": pki[1]["entities"][entity]["p12"]}
+                 for host, entity in new.items()}
+    fleet = make_fleet(sandbox, hosts, host_vars=host_vars)
+    assert_ok(onboard(fleet))
+    before = {host: fleet.tree_digest(host) for host in hosts}
+
+    # The new certificates get registered without the AS4 interface: the gateway answers 404 for them.
+    rejected = fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true",
+                         "-e", '{"registration_interfaces": ["FTPS"]}')
+
+    assert rejected.returncode != 0
+    assert all(int(rejected.recap[host]["rescued"]) == 1 for host in hosts), rejected.output[-4000:]
+    assert {host: fleet.tree_digest(host) for host in hosts} == before
+    assert_ok(fleet.run("dkcustoms.dms.verify", "-e", "onboarding_report_dir=%s" % os.path.join(fleet.root, "v")))
+
+    good = fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true")
+
+    assert_ok(good)
+    for host, entity in new.items():
+        fingerprint = fleet.pki["entities"][entity]["fingerprint_sha256"]
+        base = fleet.host_base_dir(host)
+        assert os.readlink(os.path.join(base, "current")) == "bundles/" + fingerprint[:16]
+        assert os.readlink(os.path.join(base, "previous")) == "bundles/" + \
+            fleet.pki["entities"][hosts[host]]["fingerprint_sha256"][:16]
+    assert_ok(fleet.run("dkcustoms.dms.verify", "-e", "onboarding_report_dir=%s" % os.path.join(fleet.root, "v")))
+    again = fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true")
+    assert_ok(again)
+    assert again.changed_hosts() == []
+
+
+def test_secrets_stay_out_of_vvvv_output(start_sandbox, make_fleet):
+    sandbox = start_sandbox(registration_delay=1)
+    fleet = make_fleet(sandbox, {"secret-01": "voces-01", "secret-02": "voces-01"})
+
+    run = onboard(fleet, "-vvvv")
+
+    assert_ok(run)
+    with open(os.path.join(fleet.host_base_dir("secret-01"), "current", "gateway-credentials.json"),
+              encoding="utf-8") as handle:
+        gateway_password = json.load(handle)["gateway_password"]
+    for secret in (gateway_password, DEMO_PORTAL_PASSWORD, DEMO_KEYSTORE_PASSPHRASE, DEMO_VAULT_PASSWORD,
+                   fleet.pki["passphrase"], "PRIVATE KEY"):
+        assert secret not in run.output
+
+
+def test_playbooks_run_under_ansible_runner(tmp_path, start_sandbox, make_fleet, collection_root):
+    sandbox = start_sandbox(registration_delay=1)
+    fleet = make_fleet(sandbox, {"runner-01": "voces-01", "runner-02": "voces-02"})
+    private = tmp_path / "runner"
+    (private / "project").mkdir(parents=True)
+    (private / "env").mkdir()
+    shutil.copytree(fleet.inventory_dir, private / "inventory")
+    playbooks = os.path.join(collection_root, "ansible_collections", "dkcustoms", "dms", "playbooks")
+    for name in ("onboard.yml", "verify.yml"):
+        shutil.copy(os.path.join(playbooks, name), private / "project" / name)  # unchanged
+    (private / "env" / "envvars").write_text(json.dumps({
+        "ANSIBLE_COLLECTIONS_PATH": collection_root, "ANSIBLE_PYTHON_INTERPRETER": sys.executable}))
+    (private / "env" / "cmdline").write_text(
+        "--vault-password-file %s -e onboarding_report_dir=%s" % (fleet.vault_password_file, tmp_path / "report"))
+    runner = os.path.join(os.path.dirname(sys.executable), "ansible-runner")
+
+    for playbook in ("onboard.yml", "verify.yml"):
+        result = subprocess.run([runner, "run", str(private), "-p", playbook], capture_output=True, text=True,
+                                timeout=900, env=fleet.env(), check=False)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        status = sorted((private / "artifacts").iterdir(), key=os.path.getmtime)[-1] / "status"
+        assert status.read_text().strip() == "successful"
+    assert portal_totals(sandbox.counters())["registrations_requested"] == 2
