@@ -151,13 +151,14 @@ def test_logon_as_another_user_than_the_certificate(sandbox):
     assert (answer.status_code, answer.json()["error"]) == (403, "user_mismatch")
 
 
-@pytest.mark.parametrize("value", ["1234567", "123456789", "1234567a", "12 45678", 12345678, " 12345678", "١٢٣٤٥٦٧٨"])
-def test_se_number_must_be_8_digits(sandbox, value):
+def test_se_number_must_be_8_digits(sandbox):
     box = sandbox()
     browser = box.client("foces-01").activate()
-    answer = browser.put("/api/certificate/se-number", {"se_number": value})
-    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_se_number")
+    for value in ["1234567", "123456789", "1234567a", "12 45678", 12345678, " 12345678", "\u0661" * 8]:
+        answer = browser.put("/api/certificate/se-number", {"se_number": value})
+        assert (answer.status_code, answer.json()["error"]) == (400, "invalid_se_number"), value
     assert box.account_counters(browser.user_id)["writes"] == 1  # the password change only
+    assert browser.get("/api/certificate").json()["se_number"] is None
 
 
 def test_se_number_set_and_cleared(sandbox):
@@ -167,12 +168,14 @@ def test_se_number_set_and_cleared(sandbox):
     assert browser.put("/api/certificate/se-number", {"se_number": None}).json()["se_number"] is None
 
 
-@pytest.mark.parametrize("value", ["not-an-address", "a@b", "one@example.dk,two@example.dk", "x y@example.dk", 7])
-def test_email_must_be_one_address(sandbox, value):
+def test_email_must_be_one_address(sandbox):
     box = sandbox()
     browser = box.client("foces-01").activate()
-    answer = browser.put("/api/certificate/email", {"email": value})
-    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_email")
+    for value in ["not-an-address", "a@b", "one@example.dk,two@example.dk", "x y@example.dk", 7]:
+        answer = browser.put("/api/certificate/email", {"email": value})
+        assert (answer.status_code, answer.json()["error"]) == (400, "invalid_email"), value
+    assert browser.put("/api/certificate/email", {"email": "it@example.dk"}).json()["email"] == "it@example.dk"
+    assert browser.put("/api/certificate/email", {"email": None}).json()["email"] is None
 
 
 def test_interfaces_only_once_registered_and_only_known_ones(sandbox):
