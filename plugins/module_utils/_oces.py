@@ -367,8 +367,8 @@ def _load_binary(data, passphrase):
     except ValueError:
         pass
     raise OcesError(
-        "The DER data is corrupt or is not a certificate (it parses neither as an X.509 certificate "
-        "nor as PKCS#12). Fix: supply the OCES certificate file again.", "corrupt")
+        "The file is corrupt or is not a certificate: its binary (DER) data parses neither as an "
+        "X.509 certificate nor as PKCS#12. Fix: supply the OCES certificate file again.", "corrupt")
 
 
 def _is_ca(cert):
