@@ -105,11 +105,13 @@ def _text(element, path):
 
 def parse_envelope(body_bytes):
     """Parse the request body into an :class:`InboundMessage` (structure only, nothing trusted yet)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=False)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
     try:
         root = etree.fromstring(body_bytes, parser)
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise As4Error("EBMS:0004", f"request body is not well-formed XML ({exc.__class__.__name__})") from None
+    if root.getroottree().docinfo.doctype:
+        raise As4Error("EBMS:0009", "the message carries a Document Type Declaration, which SOAP 1.2 forbids")
     if root.tag == "{%s}Envelope" % NS["S11"]:
         raise As4Error("EBMS:0009", "SOAP 1.1 envelope; the gateway requires SOAP 1.2 "
                                     "(namespace http://www.w3.org/2003/05/soap-envelope)")

@@ -315,6 +315,11 @@ def test_wrong_content_type_is_invalid_header(gw, ids):
     assert_error(response, "EBMS:0009", "application/soap+xml")
 
 
+def test_document_type_declaration_is_invalid_header(gw, ids):
+    body = client.to_bytes(ping(ids)).replace(b"?>", b"?><!DOCTYPE x [<!ENTITY e 'boom'>]>", 1)
+    assert_error(post(gw, body, user=ids["alice"].user), "EBMS:0009", "Document Type Declaration")
+
+
 def test_missing_messaging_is_invalid_header(gw, ids):
     def drop(envelope):
         messaging = envelope.find("S12:Header/eb:Messaging", NS)

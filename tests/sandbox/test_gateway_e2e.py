@@ -164,3 +164,15 @@ def test_client_certificate_checked_when_presented_and_required_by_flag(sandbox,
     assert other.status_code == 403 and "not to gateway user" in other.text
     own = send(box, message(alice), alice.gateway_user, cert_entry=alice.entry)
     assert own.status_code == 200, own.text
+
+
+def test_ur_form_gateway_user_as_the_portal_issues_it(sandbox):
+    """The guide's screenshot shows CVR_…_UR_…: the client uses the gateway user the portal reports."""
+    box = sandbox("--gateway-user-form", "UR")
+    member = Member(box, "foces-01")
+    assert "_UR_" in member.gateway_user
+    answer = send(box, message(member), member.gateway_user, cert_entry=member.entry)
+    assert answer.status_code == 200, answer.text
+    verified(answer, box)
+    computed = send(box, message(member), member.portal.user_id)  # the UI form was never issued here
+    assert computed.status_code == 404
