@@ -60,8 +60,10 @@ def tls_context(cert_file, key_file, client_ca_files):
 class Service:
     """One listening service: its application, its faults and (for HTTPS) its TLS contexts."""
 
-    def __init__(self, name, app, faults=None, server_certificates=None, client_ca_files=(), count=None):
+    def __init__(self, name, app, faults=None, server_certificates=None, client_ca_files=(), count=None,
+                 release=None):
         self.name = name
+        self.release = release  # called at the end of every connection's thread (closes its database handle)
         self.app = app
         self.faults = faults
         self.server_certificates = server_certificates  # {"valid": {"cert","key"}, "expired": ..., ...} or None
@@ -117,6 +119,13 @@ class _Server(ThreadingHTTPServer):
                 connection.close()
             except OSError:
                 pass
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            if self.service.release:
+                self.service.release()
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -258,12 +267,13 @@ class Sandbox:
         """Bind and serve; return the readiness document (sandbox.json's content)."""
         previous = self.store.meta_get("ports", {})
         certificates = self._server_certificates()
-        count = self.store.count
+        count, release = self.store.count, self.store.release_thread
         services = {
-            "portal": Service("portal", self.portal, self.faults["portal"], certificates, self.client_ca_files, count),
+            "portal": Service("portal", self.portal, self.faults["portal"], certificates, self.client_ca_files, count,
+                              release),
             "gateway": Service("gateway", self.gateway, self.faults["gateway"], certificates, self.client_ca_files,
-                               count),
-            "admin": Service("admin", self.admin),
+                               count, release),
+            "admin": Service("admin", self.admin, release=release),
         }
         for name, service in services.items():
             self.servers[name] = _bind(service, previous.get(name))

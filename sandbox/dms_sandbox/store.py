@@ -155,6 +155,17 @@ class Store:
         finally:
             conn.execute("COMMIT")
 
+    def release_thread(self):
+        """Close this thread's connection (each HTTP connection gets its own thread, so this runs a lot)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._connections_lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
     def close(self):
         with self._connections_lock:
             for conn in self._connections:
