@@ -12,6 +12,7 @@ import re
 import urllib.parse
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
 from . import as4sign, as4verify
@@ -128,7 +129,7 @@ class Gateway:
             try:
                 cert.verify_directly_issued_by(ca)
                 return True
-            except (ValueError, TypeError, Exception):  # InvalidSignature and friends
+            except (InvalidSignature, ValueError, TypeError):  # not this CA's signature, or another key type
                 continue
         return False
 
