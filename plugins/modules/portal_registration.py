@@ -108,9 +108,9 @@ options:
     default: 900
   gateway_credentials_dest:
     description:
-      - File on the managed host to store the gateway user and password in, as JSON
-        C({"gateway_password": ..., "gateway_user": ...}), mode C(0600), written atomically and only
-        when its content differs.
+      - "File on the managed host to store the gateway user and password in, as JSON
+        C({\"gateway_password\": ..., \"gateway_user\": ...}), mode C(0600), written atomically and
+        only when its content differs."
       - Written once the registration is complete.
     type: path
   return_gateway_password:
