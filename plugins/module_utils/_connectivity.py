@@ -362,6 +362,16 @@ def _http_probe(run, context):
     return int(parts[1]), body
 
 
+def _listen_for_alert(run, context, wait=2.0):
+    """Handshake again and read first: raises the server's alert as ``ssl.SSLError`` if it sends one."""
+    with context.wrap_socket(_connect(run), server_hostname=run.host) as tls:
+        tls.settimeout(min(wait, run.settings.timeout))
+        try:
+            tls.recv(1)
+        except socket.timeout:
+            return
+
+
 def _refusal(run, alert, presented):
     subject = run.settings.certificate.subject.rfc4514_string()
     issuer = run.settings.certificate.issuer.rfc4514_string()
@@ -394,7 +404,13 @@ def check_client_certificate_tls(run):
     except _http.HttpError as exc:
         raise LayerFailed(str(exc), "Give a certificate with the private key that belongs to it.")
     try:
-        run.probe_status, run.probe_body = _http_probe(run, context)
+        try:
+            run.probe_status, run.probe_body = _http_probe(run, context)
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError):
+            # A TLS 1.3 server that refuses us sends its alert after the handshake; when our request
+            # crossed it, the connection reset can swallow the alert.  Listen before speaking.
+            _listen_for_alert(run, context)
+            raise
     except ssl.SSLError as exc:
         alert = _alert_text(exc) or run.tls_alert
         if alert:
