@@ -28,8 +28,8 @@ HANDSHAKE_TIMEOUT_S = 30
 
 
 def log(message):
-    sys.stderr.write("%s dms-sandbox[%d]: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                                  os.getpid(), message))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    sys.stderr.write("%s dms-sandbox[%d]: %s\n" % (stamp, os.getpid(), message))
     sys.stderr.flush()
 
 
@@ -53,7 +53,7 @@ def tls_context(cert_file, key_file, client_ca_files):
     for path in client_ca_files:
         context.load_verify_locations(cafile=path)
     # An issuing CA given with --client-ca is trusted on its own, without its root.
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.verify_flags |= getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0x80000)  # named in Python 3.10+
     return context
 
 
@@ -185,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers, payload)
 
     @staticmethod
-    def _fault_answer(service, status, code, headers):
+    def _fault_answer(service, status, code, headers):  # pylint: disable=unused-argument
         headers = dict(headers)
         if service.name == "gateway":
             headers["Content-Type"] = "text/plain; charset=utf-8"

@@ -219,8 +219,7 @@ def _serve(args, state, faults):
         ready["expires_at"] = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + args.ttl))
                                if args.ttl else None)
         _write_json_atomically(ready_path, ready)
-        log("ready: portal %s, gateway %s, admin %s" % (ready["portal_url"], ready["gateway_url"],
-                                                         ready["admin_url"]))
+        log("ready: portal %(portal_url)s, gateway %(gateway_url)s, admin %(admin_url)s" % ready)
         deadline = time.time() + args.ttl if args.ttl else None
         while not stop.wait(0.5):
             if deadline and time.time() >= deadline:

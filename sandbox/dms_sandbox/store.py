@@ -383,7 +383,8 @@ class Store:
         """Zero every counter (state such as accounts, registrations and queued messages stays)."""
         with self.write() as conn:
             conn.execute("DELETE FROM counters")
-            conn.execute("UPDATE accounts SET logins_ok = 0, logins_failed = 0, registrations_requested = 0, writes = 0")
+            conn.execute("UPDATE accounts SET logins_ok = 0, logins_failed = 0, registrations_requested = 0, "
+                         "writes = 0")
 
 
 def _account_dict(row):

@@ -111,7 +111,8 @@ class Sandbox:
     def start(self):
         ready_path = os.path.join(self.state, "sandbox.json")
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=log)  # pylint: disable=consider-using-with
+            self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+                self.command, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.time() + STARTUP_TIMEOUT_S
         while time.time() < deadline:
             if os.path.exists(ready_path):

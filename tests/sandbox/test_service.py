@@ -40,7 +40,8 @@ def test_tls_is_1_2_or_newer(sandbox):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(box.info["ca_bundle"])
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         assert tls.version() == "TLSv1.2"
     try:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -51,7 +52,8 @@ def test_tls_is_1_2_or_newer(sandbox):
     except (ValueError, ssl.SSLError):
         return  # this OpenSSL cannot even offer TLS 1.1
     with pytest.raises((ssl.SSLError, OSError)):
-        with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1"):
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1"):
             pass
 
 
