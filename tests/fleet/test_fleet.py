@@ -114,6 +114,8 @@ def test_rotation_rolls_back_a_rejected_certificate_and_switches_a_good_one(star
                          "-e", '{"registration_interfaces": ["FTPS"]}')
 
     assert rejected.returncode != 0
+    for host in hosts:  # rejected by the gateway during verification, not by anything earlier
+        assert "Gateway connection from %s failed at layer" % host in rejected.output, rejected.output[-4000:]
     assert all(int(rejected.recap[host]["rescued"]) == 1 for host in hosts), rejected.output[-4000:]
     assert {host: fleet.tree_digest(host) for host in hosts} == before
     assert_ok(fleet.run("dkcustoms.dms.verify", "-e", "onboarding_report_dir=%s" % os.path.join(fleet.root, "v")))
