@@ -86,6 +86,10 @@ class PortalClient:
 
     def register_and_wait(self, timeout=30):
         assert self.post("/api/certificate/registration", {}).status_code == 202
+        return self.wait_registered(timeout)
+
+    def wait_registered(self, timeout=30):
+        """Refresh until the registration completes; return the overview."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             overview = self.get("/api/certificate").json()

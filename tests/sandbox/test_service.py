@@ -11,8 +11,6 @@ import warnings
 import pytest
 import requests
 
-import as4_test_client
-
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "dms_sandbox"] + list(args), capture_output=True, text=True,
@@ -226,39 +224,3 @@ def test_admin_unknown_account_and_path(sandbox):
     box = sandbox()
     assert box.admin("POST", "/accounts/CVR_00000000_UI_nobody/unlock").status_code == 404
     assert box.admin("GET", "/nothing").status_code == 404
-
-
-# -- the gateway port ------------------------------------------------------------------------------------
-
-def test_gateway_end_to_end_over_https(sandbox):
-    """Register through the portal, then ping the gateway with the registered certificate over HTTPS."""
-    from cryptography import x509  # pylint: disable=import-outside-toplevel
-    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
-    box = sandbox()
-    if not box.info.get("gateway_available"):
-        pytest.skip("dms_sandbox.gateway is not available")
-    browser = box.client("foces-01").activate()
-    browser.register_and_wait()
-    browser.put("/api/certificate/interfaces", {"interfaces": ["AS4"]})
-    credentials = browser.get("/api/certificate/gateway-credentials").json()
-    entity = box.pki["entities"]["foces-01"]
-    with open(entity["cert"], "rb") as handle:
-        cert = x509.load_pem_x509_certificate(handle.read())
-    with open(entity["key"], "rb") as handle:
-        key = serialization.load_pem_private_key(handle.read(), password=None)
-    url = "%s/exchange/%s" % (box.info["gateway_url"], credentials["gateway_user"])
-    headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
-
-    def send(password):
-        envelope = as4_test_client.build(credentials["gateway_user"], password, cert, key)
-        return requests.post(url, data=as4_test_client.to_bytes(envelope), headers=headers,
-                             verify=box.info["ca_bundle"], timeout=30)
-
-    assert send(credentials["gateway_password"]).status_code == 200
-    wrong = send("not-the-password")
-    assert wrong.status_code == 500 and b"EBMS:0101" in wrong.content
-    unknown = requests.post(box.info["gateway_url"] + "/exchange/CVR_00000000_UI_nobody", data=b"<x/>",
-                            headers=headers, verify=box.info["ca_bundle"], timeout=30)
-    assert unknown.status_code == 404
-    gateway = box.counters()["gateway"]
-    assert gateway["accepted"] == 1 and gateway["rejected"].get("EBMS:0101") == 1
