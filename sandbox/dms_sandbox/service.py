@@ -5,6 +5,7 @@ Files in --state DIR: sandbox.db (all state, SQLite), sandbox.pid (written at st
 pki/ (only when no --pki is given).
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from dms_sandbox.portal import SESSION_LIFETIME_S
 
 READY_FILE = "sandbox.json"
 PID_FILE = "sandbox.pid"
+LOCK_FILE = "sandbox.lock"
 LOG_FILE = "sandbox.log"
 DETACH_READY_TIMEOUT_S = 180
 EXIT_NOT_RUNNING = 3
@@ -94,21 +96,50 @@ def _is_sandbox_process(pid):
     return b"serve" in cmdline and (b"dms-sandbox" in cmdline or b"dms_sandbox" in cmdline)
 
 
+def _lock_is_held(state):
+    """True when a live process holds STATE/sandbox.lock (the kernel drops it when that process dies)."""
+    try:
+        handle = open(os.path.join(state, LOCK_FILE), "a+b")  # pylint: disable=consider-using-with
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        handle.close()  # closing also releases a lock we just took
+    return False
+
+
 def running_pid(state):
-    """PID of the sandbox serving STATE, or None."""
-    for name in (PID_FILE, READY_FILE):
-        path = os.path.join(state, name)
-        if name == PID_FILE:
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    pid = int(handle.read().strip() or 0)
-            except (OSError, ValueError):
-                pid = None
-        else:
-            pid = (_read_json(path) or {}).get("pid")
+    """PID of the sandbox serving STATE, or None.
+
+    The lock file says whether one runs (no stale pid file or reused pid can fool it); the pid file says
+    which process it is."""
+    if not _lock_is_held(state):
+        return None
+    for _ in range(50):  # the pid file follows the lock within moments
+        try:
+            with open(os.path.join(state, PID_FILE), encoding="utf-8") as handle:
+                pid = int(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            pid = None
         if pid and _is_sandbox_process(pid):
             return pid
+        time.sleep(0.1)
     return None
+
+
+def _take_lock(state, args):
+    """Hold STATE/sandbox.lock for the life of this process; refuse when another sandbox holds it."""
+    handle = open(os.path.join(state, LOCK_FILE), "a+b")  # pylint: disable=consider-using-with
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ValueError("another sandbox already serves %s; stop it with `dms-sandbox stop --state %s` or use "
+                         "another --state" % (state, args.state)) from None
+    return handle
 
 
 def _remove(*paths):
@@ -202,6 +233,7 @@ def serve_command(args):
 def _serve(args, state, faults):
     from dms_sandbox.server import Sandbox, log  # pylint: disable=import-outside-toplevel
     ready_path, pid_path = os.path.join(state, READY_FILE), os.path.join(state, PID_FILE)
+    lock = _take_lock(state, args)  # noqa: held until the process ends
     _remove(ready_path)
     with open(pid_path, "w", encoding="utf-8") as handle:
         handle.write("%d\n" % os.getpid())
@@ -231,6 +263,7 @@ def _serve(args, state, faults):
         if sandbox is not None:
             sandbox.stop()
         _remove(pid_path)
+        lock.close()
     return 0
 
 

@@ -224,3 +224,14 @@ def test_admin_unknown_account_and_path(sandbox):
     box = sandbox()
     assert box.admin("POST", "/accounts/CVR_00000000_UI_nobody/unlock").status_code == 404
     assert box.admin("GET", "/nothing").status_code == 404
+
+
+def test_stale_pid_file_never_points_stop_at_another_sandbox(sandbox):
+    first, other = sandbox(), sandbox()
+    first.stop(signal.SIGKILL)
+    with open(os.path.join(first.state, "sandbox.pid"), "w", encoding="utf-8") as handle:
+        handle.write("%d\n" % other.process.pid)  # as if the pid had been reused by another sandbox
+    assert _cli("status", "--state", first.state).returncode == 3
+    assert json.loads(_cli("stop", "--state", first.state).stdout)["stopped"] is False
+    assert other.process.poll() is None and other.admin("GET", "/health").status_code == 200
+    first.start()  # and the state directory can be served again
