@@ -24,13 +24,15 @@ from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory):
+def pki():
     """The test PKI: $DMS_PKI_DIR if given (make units), else a small one made here."""
     directory = os.environ.get("DMS_PKI_DIR")
     if not directory:
-        directory = str(tmp_path_factory.mktemp("pki"))
+        # One PKI for the unit tests of this user (dms-sandbox pki is idempotent and locks its
+        # directory, so test files and parallel workers can share it; keys take time to make).
+        directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
         subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory,
-                        "--foces", "1", "--broken"], check=True, stdout=subprocess.DEVNULL)
+                        "--foces", "6", "--broken"], check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(directory, "pki.json"), encoding="utf-8") as handle:
         return json.load(handle)
 
