@@ -61,10 +61,11 @@ options:
   content:
     description:
       - The source's content - PEM text as it is, anything else base64 (a PKCS#12).
-      - To keep the PKCS#12 on the controller, encrypted with ansible-vault, store it base64 encoded
-        (C(base64 -w0 foces.p12 | ansible-vault encrypt --output files/foces.p12.b64.vault)) and pass
-        C("{{ lookup('ansible.builtin.file', 'files/foces.p12.b64.vault') }}"); the file lookup decrypts
-        vault files on the controller.
+      - To keep the PKCS#12 on the controller, encrypted with ansible-vault (C(ansible-vault encrypt
+        files/foces.p12)), pass
+        C("{{ lookup('ansible.builtin.file', 'files/foces.p12', rstrip=false) | b64encode }}") - the file
+        lookup decrypts vault files on the controller, C(rstrip=false) keeps trailing bytes of the binary
+        file, C(b64encode) restores the exact bytes.
     type: str
   passphrase:
     description:
@@ -165,9 +166,9 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Install a FOCES kept on the controller (base64, ansible-vault encrypted)
+- name: Install a FOCES kept on the controller (ansible-vault encrypt files/foces.p12)
   dkcustoms.dms.oces_certificate:
-    content: "{{ lookup('ansible.builtin.file', 'files/foces.p12.b64.vault') }}"
+    content: "{{ lookup('ansible.builtin.file', 'files/foces.p12', rstrip=false) | b64encode }}"
     passphrase: "{{ vault_foces_passphrase }}"
     dest: /etc/dms/certs
     pkcs12_passphrase: "{{ vault_keystore_passphrase }}"

@@ -53,9 +53,9 @@ options:
     type: path
   content:
     description:
-      - The certificate file's content. PEM text is used as it is; anything else is decoded as base64
-        (for example a PKCS#12 read on the controller with
-        C(lookup('ansible.builtin.file', 'foces.p12.b64')) from an ansible-vault encrypted file).
+      - The certificate file's content. PEM text is used as it is; anything else is decoded as base64,
+        for example a PKCS#12 (optionally ansible-vault encrypted) read on the controller with
+        C(lookup('ansible.builtin.file', 'files/foces.p12', rstrip=false) | b64encode).
     type: str
   passphrase:
     description:
@@ -97,9 +97,9 @@ EXAMPLES = r"""
       - cert.key_matches
     fail_msg: "{{ cert.subject }} is {{ cert.certificate_type }} ({{ cert.environment }})"
 
-- name: Inspect a PKCS#12 kept on the controller (base64, ansible-vault encrypted)
+- name: Inspect a PKCS#12 kept on the controller (ansible-vault encrypted)
   dkcustoms.dms.oces_certificate_info:
-    content: "{{ lookup('ansible.builtin.file', 'files/foces.p12.b64.vault') }}"
+    content: "{{ lookup('ansible.builtin.file', 'files/foces.p12', rstrip=false) | b64encode }}"
     passphrase: "{{ vault_foces_passphrase }}"
   register: cert
 
