@@ -138,6 +138,9 @@ def create_session_for(module, bundle=None):
     if params.get("ca_path") and not os.path.exists(params["ca_path"]):
         module.fail_json(msg="ca_path %s does not exist on the managed host. Fix: copy the CA bundle "
                              "there or correct ca_path." % params["ca_path"])
+    if not params["validate_certs"]:
+        module.warn("validate_certs=false: the server is not verified, so the client certificate and "
+                    "any credentials go to whoever answers. Use it only for throw-away tests.")
     client_cert = _http.client_cert_from_bundle(bundle) if bundle is not None else None
     try:
         return _http.create_session(ca_path=params.get("ca_path"),

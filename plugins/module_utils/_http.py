@@ -298,6 +298,14 @@ def classify_exception(exc, url, timeout):
             % (origin, _reason(exc)),
             url=url,
         )
+    if any(word in text for word in ("closed connection", "connection reset", "connection aborted",
+                                     "remotedisconnected", "broken pipe")):
+        return UnreachableError(
+            "%s dropped the connection without answering (%s). Fix: the service is overloaded or "
+            "restarting - retry later or raise retries; if it persists, check proxies and firewalls "
+            "between this host and the service." % (origin, _reason(exc)),
+            url=url,
+        )
     return UnreachableError(
         "%s is unreachable (%s). Fix: check the URL, DNS, firewall and proxy settings, and that the "
         "service is running." % (origin, _reason(exc)),

@@ -222,6 +222,16 @@ def test_dropped_connection_is_retried(pki, server, sleeps):
     assert session.stats["retries"] == 1
 
 
+def test_connection_dropped_every_time_is_named(pki, server, sleeps):
+    server.httpd.script = [("drop", {}, None)] * 3
+    session = _session(pki, sleeps, retries=2)
+    with pytest.raises(_http.UnreachableError) as err:
+        session.post(server.url + "/api/session", json={"password": "s3cret-password"})
+    assert "dropped the connection without answering" in str(err.value)
+    assert "after 3 attempts" in str(err.value) and "s3cret-password" not in str(err.value)
+    assert len(server.httpd.log) == 3
+
+
 def test_unreachable_is_classified_after_retries(pki, sleeps):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
