@@ -219,7 +219,7 @@ def _detach(args, state):
 
 def serve_command(args):
     state = os.path.abspath(args.state)
-    os.makedirs(state, exist_ok=True)
+    os.makedirs(state, mode=0o700, exist_ok=True)  # it holds gateway passwords
     other = running_pid(state)
     if other and other != os.getpid():
         raise ValueError("a sandbox (pid %d) already serves %s; stop it with `dms-sandbox stop --state %s` or use "
