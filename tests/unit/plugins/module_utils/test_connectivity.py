@@ -62,7 +62,8 @@ class _Gateway(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):  # pylint: disable=invalid-name
-        self._send(405, b"use POST", "text/plain")
+        status = getattr(self.server, "get_status", 405)
+        self._send(status, b"use POST" if status == 405 else b"client certificate refused", "text/plain")
 
     def do_POST(self):  # pylint: disable=invalid-name
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -190,6 +191,16 @@ def test_client_certificate_accepted_in_tls(pki, gateway):
     report = _connectivity.run_checks(_settings(pki, server, tls_client_certificate=True))
     assert report["result"] == "SUCCESS"
     assert "presented and accepted" in report["layers"][3]["detail"]
+
+
+def test_gateway_refusing_the_tls_client_certificate_by_http_403(pki, gateway):
+    server = gateway(script=[lambda body: (403, b"client certificate refused")])
+    server.get_status = 403
+    for presented in (False, True):
+        report = _connectivity.run_checks(_settings(pki, server, tls_client_certificate=presented))
+        assert (report["result"], report["failed_layer"]) == ("CLIENT_CERT_REJECTED", "client_certificate")
+        assert "HTTP 403" in _failed(report)["detail"]
+    assert server.requests == []
 
 
 def _error(code, short, detail, status=500):
