@@ -118,7 +118,8 @@ class Run:
         self.settings = settings
         parts = urlsplit(settings.url)
         if parts.scheme != "https" or not parts.hostname:
-            raise ValueError("url must be an https:// URL with a host name, not %r" % settings.url)
+            raise ValueError("url must be an https:// URL with a host name, not %r. Fix: give the gateway's "
+                             "base URL, e.g. https://secureftpgatewaytest.skat.dk:6384." % settings.url)
         self.host = parts.hostname
         self.port = parts.port or 443
         self.addresses = []      # getaddrinfo results

@@ -365,10 +365,12 @@ def _missing_library(module):
     for flag, name, error in ((_as4.HAS_LXML, "lxml", getattr(_as4, "LXML_IMPORT_ERROR", None)),
                               (_as4.HAS_SIGNXML, "signxml", getattr(_as4, "SIGNXML_IMPORT_ERROR", None)),
                               (_as4.HAS_CRYPTOGRAPHY, "cryptography",
-                               getattr(_as4, "CRYPTOGRAPHY_IMPORT_ERROR", None))):
+                               getattr(_as4, "CRYPTOGRAPHY_IMPORT_ERROR", None)),
+                              (_connectivity.HAS_REQUESTS, "requests", None)):
         if not flag:
             module.fail_json(msg=missing_required_lib(name),
-                             exception="".join(traceback.format_exception_only(type(error), error)))
+                             exception="".join(traceback.format_exception_only(type(error), error))
+                             if error is not None else None)
 
 
 def _receipt_signers(module):
