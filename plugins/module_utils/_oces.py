@@ -167,7 +167,6 @@ def _load_pkcs12(data, passphrase):
         raise OcesError(
             "The PKCS#12 file is truncated (it ends before its declared length). Fix: copy the "
             "complete file again from its source (binary transfer, no text conversion).", "truncated")
-    last_error = None
     for candidate in _pkcs12_passphrase_candidates(passphrase):
         try:
             return pkcs12.load_pkcs12(data, candidate)
@@ -176,8 +175,8 @@ def _load_pkcs12(data, passphrase):
                 "The PKCS#12 file uses an encryption this cryptography/OpenSSL build cannot read "
                 "(%s). Fix: re-export it with 'openssl pkcs12 -export' using default (AES) encryption."
                 % _safe_text(exc), "unsupported")
-        except (ValueError, TypeError) as exc:
-            last_error = exc
+        except (ValueError, TypeError):
+            continue   # the reason is worked out below from the file's structure
     if shape == "ok" and _structurally_valid_pfx(data):
         if passphrase is None:
             raise OcesError(
@@ -188,7 +187,6 @@ def _load_pkcs12(data, passphrase):
             "passphrase does not open it. Fix: supply the passphrase the file was exported with (if "
             "you are sure of it, the encrypted content was altered: copy the file again).",
             "wrong_passphrase")
-    del last_error
     raise OcesError(
         "The PKCS#12 file is corrupt: its structure cannot be parsed. Fix: export the certificate "
         "again from its source or copy the complete file in binary mode.", "corrupt")
@@ -715,7 +713,7 @@ def same_certificates(a, b):
 def decode_base64(content, what="content"):
     """Decode base64 text (whitespace allowed) or raise OcesError naming the option."""
     try:
-        return base64.b64decode(_to_bytes(content), validate=False)
+        return base64.b64decode(b"".join(_to_bytes(content).split()), validate=True)
     except (ValueError, TypeError):
         raise OcesError("%s is not valid base64. Fix: fill it with "
                         "lookup('ansible.builtin.file', path) | b64encode, or use a path." % what,
