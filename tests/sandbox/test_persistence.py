@@ -7,15 +7,16 @@ NEW_PASSWORD = "Sandbox-Password-2026"  # what conftest.PortalClient.activate() 
 
 
 def test_sigkill_mid_registration_keeps_everything_and_still_completes(sandbox):
-    box = sandbox(registration_delay=2)
-    alice = box.client("foces-01").activate()
-    token = alice.session.headers["Authorization"]
-    alice.put("/api/certificate/se-number", {"se_number": "11223344"})
-    assert alice.post("/api/certificate/registration", {}).status_code == 202
+    box = sandbox(registration_delay=3)
     bob = box.client("voces-01")
     for _ in range(5):
         bob.logon("wrong-password-123")  # locked
+    alice = box.client("foces-01").activate()
+    token = alice.session.headers["Authorization"]
+    alice.put("/api/certificate/se-number", {"se_number": "11223344"})
     box.admin("POST", "/mpc", {"gateway_user": alice.user_id, "mpc": "urn:test:mpc"})
+    # The registration request is the last thing before the kill: it is certainly pending then.
+    assert alice.post("/api/certificate/registration", {}).json() == {"registration_status": "in_progress"}
 
     assert box.stop(signal.SIGKILL) == -signal.SIGKILL
     box.start()  # same state directory; ports may differ, sandbox.json says which

@@ -55,7 +55,9 @@ def box(sandbox):
     return _skip_without_gateway(sandbox(registration_delay=1))
 
 
-def test_gateway_follows_the_portal_registration(box):
+def test_gateway_follows_the_portal_registration(sandbox):
+    # Held (registration_stuck) while the pending answer is checked, so a slow machine cannot race it.
+    box = _skip_without_gateway(sandbox("--registration-stuck", registration_delay=0.5))
     browser = box.client("foces-01").activate()
     signer = Signer(box.pki["entities"]["foces-01"])
     user = browser.user_id  # the UI form: what the gateway user will be
@@ -65,6 +67,7 @@ def test_gateway_follows_the_portal_registration(box):
     code, _, detail = _error(_send(box, user, "anything", signer))
     assert code == "EBMS:0101" and "not complete" in detail  # pending: every logon is rejected
 
+    box.set_faults(portal={"registration_stuck": False})
     browser.wait_registered()
     credentials = browser.get("/api/certificate/gateway-credentials").json()
     assert credentials["gateway_user"] == user
