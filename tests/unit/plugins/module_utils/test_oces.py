@@ -402,6 +402,13 @@ def test_rsa_key_description(ca):
     assert (info["public_key_type"], info["public_key_size"]) == ("RSA", 2048)
 
 
+def test_decode_base64_allows_line_breaks_and_rejects_garbage():
+    assert _oces.decode_base64("aGVs\nbG8=\n") == b"hello"
+    with pytest.raises(_oces.OcesError) as err:
+        _oces.decode_base64("not base64 at all!", "pkcs12_content")
+    assert "pkcs12_content is not valid base64" in str(err.value)
+
+
 # ---------------------------------------------------------------- the test PKI ----
 
 @pytest.mark.skipif(not os.environ.get("DMS_PKI_DIR"), reason="DMS_PKI_DIR (make units with a PKI) not set")
