@@ -144,7 +144,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
 
+    def _read_chunked(self):
+        chunks, total = [], 0
+        while True:
+            size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise ValueError("request body too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
     def _read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
         length = self.headers.get("Content-Length")
         if not length:
             return b""
@@ -158,7 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except ValueError:
-            self._send(413, {"Content-Type": "text/plain"}, b"request body too large\n")
+            self.close_connection = True
+            self._send(413, {"Content-Type": "text/plain"}, b"request body too large or malformed\n")
             return
         if service.count:
             service.count("requests:" + service.name)

@@ -235,3 +235,12 @@ def test_stale_pid_file_never_points_stop_at_another_sandbox(sandbox):
     assert json.loads(_cli("stop", "--state", first.state).stdout)["stopped"] is False
     assert other.process.poll() is None and other.admin("GET", "/health").status_code == 200
     first.start()  # and the state directory can be served again
+
+
+def test_chunked_request_bodies_are_read(sandbox):
+    box = sandbox()
+    browser = box.client("foces-01")
+    body = json.dumps({"user_id": browser.user_id, "password": browser.user_id}).encode()
+    answer = browser.call("POST", "/api/session", data=iter([body[:10], body[10:]]),
+                          headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200 and answer.json()["password_change_required"] is True
