@@ -2,7 +2,7 @@
 
 GET  /counters                    per account and gateway counters (docs/sandbox.md has the shape)
 GET  /faults                      current fault settings per service
-POST /faults                      {"portal": {...}, "gateway": {...}}: change fault settings
+POST /faults                      {"portal": {...}, "gateway": {...}} or {"service": "portal", ...}: change faults
 POST /mpc                         {"gateway_user", "mpc", "message"?}: queue a message for a pull
 POST /accounts/<user id>/unlock   a person lifts a lockout
 GET  /accounts/<user id>          the account as the sandbox holds it (no secrets)
@@ -63,6 +63,12 @@ class Admin:
         return _error(404, "not_found", "no such admin call %s %s; see docs/sandbox.md" % (method, path))
 
     def _faults(self, data):
+        if "service" in data:  # the flat form {"service": "portal", "error_rate": 0.2, ...}
+            settings = dict(data)
+            service = settings.pop("service")
+            if not isinstance(service, str):
+                return _error(400, "invalid_faults", "service is %s" % " | ".join(SERVICES))
+            data = {service: settings}
         unknown = [name for name in data if name not in SERVICES]
         if unknown:
             return _error(400, "invalid_faults", "faults are set per service (%s), not %s"

@@ -198,6 +198,14 @@ def test_invalid_faults_are_refused_whole(sandbox):
         assert faults["gateway"]["latency_ms"] == 0 and faults["portal"]["error_rate"] == 0
 
 
+def test_faults_in_the_flat_form(sandbox):
+    box = sandbox()
+    answer = box.admin("POST", "/faults", {"service": "gateway", "latency_ms": 7})
+    assert answer.status_code == 200 and answer.json()["gateway"]["latency_ms"] == 7
+    assert answer.json()["portal"]["latency_ms"] == 0
+    assert box.admin("POST", "/faults", {"service": "mail", "latency_ms": 7}).status_code == 400
+
+
 def test_bad_fault_flag_fails_before_starting(tmp_path, pki):
     result = _cli("serve", "--state", str(tmp_path / "s"), "--pki", pki["dir"], "--portal-drop-rate", "3")
     assert result.returncode == 2 and "drop_rate" in result.stderr
