@@ -133,8 +133,8 @@ def test_lockout_is_reported_as_locked(sandbox, pki):
     entity = pki["entities"]["foces-03"]
     client = _client(sandbox, pki, entity)
     user_id = client.whoami()["user_id"]
-    for _ in range(4):
-        with pytest.raises(portal.InvalidCredentials):
+    for attempt in range(4):
+        with pytest.raises(portal.InvalidCredentials, match="%d attempts left" % (4 - attempt)):
             client.login(user_id, "Wrong-Password-0000")
     with pytest.raises(portal.AccountLocked):
         client.login(user_id, "Wrong-Password-0000")
@@ -165,21 +165,24 @@ def test_non_oces_certificate_is_refused_with_fix(sandbox, pki):
 
 def test_transient_faults_are_retried(sandbox, pki):
     admin = sandbox["admin_url"] + "/faults"
-    requests.post(admin, json={"portal": {"error_rate": 0.3, "rate_limit_rate": 0.2, "retry_after": 1}},
+    requests.post(admin, json={"portal": {"error_rate": 0.3, "rate_limit_rate": 0.2,
+                                          "retry_after": 1, "drop_rate": 0.1}},
                   timeout=10).raise_for_status()
     try:
         delays = []
         client = _client(sandbox, pki, pki["entities"]["foces-06"], retries=12, sleep=delays.append)
-        for _ in range(10):
+        for dummy in range(10):
             assert client.whoami()["user_id"] == pki["entities"]["foces-06"]["portal_user_id"]
         assert client.session.stats["retries"] > 0
-        assert 1.0 in delays  # Retry-After honoured
+        events = client.session.retry_events
+        assert len(delays) == len(events)
+        assert all(event.delay == 1.0 for event in events if event.reason == "HTTP 429")  # Retry-After
         with pytest.raises(portal.PortalError) as gave_up:
-            requests.post(admin, json={"portal": {"error_rate": 1.0}}, timeout=10).raise_for_status()
+            requests.post(admin, json={"portal": {"error_rate": 1.0, "rate_limit_rate": 0, "drop_rate": 0}}, timeout=10).raise_for_status()
             _client(sandbox, pki, pki["entities"]["foces-06"], retries=2).whoami()
         assert "after 3 attempts" in str(gave_up.value) and gave_up.value.status == 503
     finally:
-        requests.post(admin, json={"portal": {"error_rate": 0, "rate_limit_rate": 0}},
+        requests.post(admin, json={"portal": {"error_rate": 0, "rate_limit_rate": 0, "drop_rate": 0}},
                       timeout=10).raise_for_status()
 
 
