@@ -33,7 +33,7 @@ def pki(tmp_path_factory):
     if not directory:
         # Shared by the xdist workers of one run (pki.py locks its directory while it works).
         directory = str(tmp_path_factory.getbasetemp().parent / "dms-sandbox-pki")
-        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory, "--foces", "6",
+        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory, "--foces", "8",
                         "--voces", "2", "--moces", "1", "--broken"], check=True, stdout=subprocess.DEVNULL)
     manifest = _load(os.path.join(directory, "pki.json"))
     manifest["dir"] = os.path.abspath(directory)
