@@ -252,3 +252,17 @@ def test_chunked_request_bodies_are_read(sandbox):
     answer = browser.call("POST", "/api/session", data=iter([body[:10], body[10:]]),
                           headers={"Content-Type": "application/json"})
     assert answer.status_code == 200 and answer.json()["password_change_required"] is True
+
+
+def test_no_secret_reaches_the_log(sandbox):
+    box = sandbox()
+    browser = box.client("foces-01").activate()
+    token = browser.session.headers["Authorization"][len("Bearer "):]
+    browser.register_and_wait()
+    password = browser.get("/api/certificate/gateway-credentials").json()["gateway_password"]
+    browser.logon("Wrong-Password-Attempt-1")
+    box.stop()
+    log = box.log()
+    assert "/api/certificate/gateway-credentials" in log  # the log is there, and says what was called
+    for secret in (token, password, "Sandbox-Password-2026", "Wrong-Password-Attempt-1"):
+        assert secret not in log
