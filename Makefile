@@ -35,6 +35,9 @@ build: venv
 	  | grep -zv -E '^(sandbox/|tests/sandbox/|tests/fleet/|\.ci/|Makefile$$|requirements\.txt$$)' \
 	  | while IFS= read -r -d '' f; do [ -e "$$f" ] && printf '%s\0' "$$f"; done \
 	  | xargs -0 cp --parents -t $(COLL)
+	# The copy gets its own git repository: ansible-test lists files through git, and inside this
+	# repository's ignored .build it would otherwise see none.
+	cd $(COLL) && git init -q . && git add -A
 
 pki: venv
 	dms-sandbox pki --out $(PKI) --foces 24 --voces 8 --moces 2 --broken >/dev/null
