@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from dms_sandbox import __version__, pki
+from dms_sandbox import __version__, pki, service
 
 
 def build_parser():
@@ -14,12 +14,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     pki.add_subcommand(subparsers)
-    try:
-        from dms_sandbox import service  # pylint: disable=import-outside-toplevel
-    except ImportError:  # the service part is optional while it is being built
-        service = None
-    if service is not None:
-        service.add_subcommands(subparsers)
+    service.add_subcommands(subparsers)
     return parser
 
 
