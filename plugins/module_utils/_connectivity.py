@@ -28,11 +28,7 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     HAS_CRYPTOGRAPHY = False
 
-try:
-    import requests
-    HAS_REQUESTS = True
-except ImportError:  # pragma: no cover - reported by the module
-    HAS_REQUESTS = False
+HAS_REQUESTS = _http.HAS_REQUESTS
 
 LAYERS = ("dns", "tcp", "tls", "client_certificate", "authentication", "as4")
 RESULTS = ("SUCCESS", "DNS_ERROR", "CONNECT_ERROR", "TLS_ERROR", "CLIENT_CERT_REJECTED", "AUTH_FAILED",
@@ -463,13 +459,10 @@ def _post_once(run, session):
         key_reference=settings.key_reference)
     run.response, run.post_error = None, None
     try:
-        # The plain requests.Session.request, not DmsSession's: for AS4 an HTTP 500 is an answer (the
-        # ebMS error signal), which DmsSession would treat as transient and turn into an exception.
-        run.response = requests.Session.request(
-            session, "POST", settings.endpoint, data=run.message.to_bytes(),
-            headers={"Content-Type": _as4.CONTENT_TYPE}, timeout=settings.timeout)
-    except requests.exceptions.RequestException as exc:
-        run.post_error = _http.classify_exception(exc, settings.endpoint, settings.timeout)
+        run.response = session.post(settings.endpoint, data=run.message.to_bytes(),
+                                    headers={"Content-Type": _as4.CONTENT_TYPE}, timeout=settings.timeout)
+    except _http.HttpError as exc:
+        run.post_error = exc
 
 
 def send_message(run, sleep=time.sleep):
@@ -479,7 +472,10 @@ def send_message(run, sleep=time.sleep):
     client_cert = (_http.client_cert_from_bundle(_BundleView(settings))
                    if settings.tls_client_certificate else None)
     session = _http.create_session(ca_path=settings.ca_path, validate_certs=settings.validate_certs,
-                                   timeout=settings.timeout, client_cert=client_cert, retries=0)
+                                   timeout=settings.timeout, client_cert=client_cert, retries=0,
+                                   # for AS4 an HTTP 500 is an answer (the ebMS error signal), and a
+                                   # retry needs a new message (a new nonce): send_message retries.
+                                   retry_statuses=False)
     try:
         for attempt in range(settings.retries + 1):
             _post_once(run, session)

@@ -362,9 +362,11 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
 
     def __init__(self, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
                  backoff_base=DEFAULT_BACKOFF_BASE, backoff_max=DEFAULT_BACKOFF_MAX,
-                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep):
+                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep, retry_statuses=True):
         super().__init__()
         self.timeout = timeout
+        # False: every HTTP answer is returned as it is (for AS4 an HTTP 500 is the gateway's answer).
+        self.retry_statuses = retry_statuses
         self.retries = max(0, int(retries))
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -403,7 +405,7 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
                 if attempt:
                     error.args = ("%s (after %d attempts)" % (error.args[0], attempt + 1),)
                 raise error from None
-            if not is_retryable_status(response.status_code):
+            if not (self.retry_statuses and is_retryable_status(response.status_code)):
                 return response
             if attempt >= self.retries:
                 raise self._exhausted(response, attempt + 1)
@@ -452,12 +454,14 @@ def error_from_response(response, what):
 def create_session(ca_path=None, validate_certs=True, timeout=DEFAULT_TIMEOUT, client_cert=None,
                    retries=DEFAULT_RETRIES, backoff_base=DEFAULT_BACKOFF_BASE,
                    backoff_max=DEFAULT_BACKOFF_MAX, retry_after_max=DEFAULT_RETRY_AFTER_MAX,
-                   sleep=time.sleep):
-    """A ready ``DmsSession``; ``client_cert`` is ``(chain_pem_bytes, private_key)`` or ``None``."""
+                   sleep=time.sleep, retry_statuses=True):
+    """A ready ``DmsSession``; ``client_cert`` is ``(chain_pem_bytes, private_key)`` or ``None``;
+    ``retry_statuses=False`` returns 5xx/429 answers instead of retrying them."""
     context = create_ssl_context(ca_path=ca_path, validate_certs=validate_certs,
                                  client_cert=client_cert)
     session = DmsSession(timeout=timeout, retries=retries, backoff_base=backoff_base,
-                         backoff_max=backoff_max, retry_after_max=retry_after_max, sleep=sleep)
+                         backoff_max=backoff_max, retry_after_max=retry_after_max, sleep=sleep,
+                         retry_statuses=retry_statuses)
     session.verify = bool(validate_certs)
     adapter = _ContextAdapter(context)
     session.mount("https://", adapter)
