@@ -45,8 +45,8 @@ pki: venv
 sanity: build
 	cd $(COLL) && ansible-test sanity --venv --python 3.11 --requirements --color no
 
-units: build
-	cd $(COLL) && PYTHONPATH=$(BUILD_ROOT) python -m pytest -q -p no:cacheprovider tests/unit
+units: build pki
+	cd $(COLL) && DMS_PKI_DIR=$(PKI) PYTHONPATH=$(BUILD_ROOT) python -m pytest -q -p no:cacheprovider tests/unit
 
 integration: build pki
 	printf 'dms_pki_dir: %s\n' "$(PKI)" > $(COLL)/tests/integration/integration_config.yml

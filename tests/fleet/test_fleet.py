@@ -134,6 +134,16 @@ def test_rotation_rolls_back_a_rejected_certificate_and_switches_a_good_one(star
     assert_ok(again)
     assert again.changed_hosts() == []
 
+    # Onboarding with an inventory that still names the old certificates does not undo the rotation.
+    onboard_again = onboard(fleet)
+    assert_ok(onboard_again)
+    assert onboard_again.changed_hosts() == []
+    for host, entity in new.items():
+        fingerprint = fleet.pki["entities"][entity]["fingerprint_sha256"]
+        assert os.readlink(os.path.join(fleet.host_base_dir(host), "current")) == "bundles/" + fingerprint[:16]
+    for row in report(fleet)["hosts"]:
+        assert any("holds a newer certificate" in warning for warning in row["certificate_warnings"]), row
+
 
 def test_secrets_stay_out_of_vvvv_output(start_sandbox, make_fleet):
     sandbox = start_sandbox(registration_delay=1)
