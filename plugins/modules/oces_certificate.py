@@ -107,10 +107,12 @@ options:
       - Encrypt C(key.pem) with this passphrase (PKCS#8, AES-256-CBC). Unencrypted if omitted.
     type: str
   owner:
-    description: Owner of the written files (name or uid).
+    description: Owner of the written files and of O(dest) (name or uid).
     type: str
   group:
-    description: Group of the written files (name or gid).
+    description:
+      - Group of the written files and of O(dest) (name or gid).
+      - A O(dest) created with a group is mode C(0750), so members of the group can enter it; otherwise C(0700).
     type: str
   mode:
     description: Mode of the certificate files (C(cert.pem), C(chain.pem), C(fullchain.pem)).
@@ -427,7 +429,8 @@ def run_present(module, result):
 
     # Every check happens before the first write, so a failure writes nothing.
     dest = params["dest"]
-    created_dir = _files.ensure_directory(module, dest)
+    # A group that is given must be able to enter the directory (the AS4 client's service group).
+    created_dir = _files.ensure_directory(module, dest, mode=0o750 if params["group"] else 0o700)
     if not created_dir:
         if module.check_mode:
             if not os.access(dest, os.W_OK | os.X_OK):
@@ -457,6 +460,10 @@ def run_present(module, result):
             if _files.set_attributes(module, installer.path(fmt), mode=installer.mode_for(fmt),
                                      owner=params["owner"], group=params["group"]):
                 result["attributes_changed"] = True
+    # The directory belongs to the same owner/group as its files, or that user could not reach them.
+    if (params["owner"] or params["group"]) and os.path.isdir(dest):
+        if _files.set_attributes(module, dest, owner=params["owner"], group=params["group"]):
+            result["attributes_changed"] = True
     if created_dir:
         result["attributes_changed"] = True
 
