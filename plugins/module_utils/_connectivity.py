@@ -489,8 +489,14 @@ def send_message(run, sleep=time.sleep):
 
 
 def _is_signer_refusal(ebms):
+    """A FailedAuthentication about the signature or its certificate, not about the UsernameToken
+    (a wrong password or a registration still in progress belongs to the authentication layer)."""
     text = " ".join(filter(None, (ebms.get("detail"), ebms.get("description")))).lower()
-    return ebms.get("code") == "EBMS:0101" and ("certificate" in text or "signature" in text)
+    if ebms.get("code") != "EBMS:0101":
+        return False
+    if any(word in text for word in ("usernametoken", "password", "registration", "pending", "in progress")):
+        return False
+    return "certificate" in text or "signature" in text
 
 
 def check_client_certificate_signer(run, tls_detail):

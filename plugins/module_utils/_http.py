@@ -40,12 +40,14 @@ from urllib.parse import urlsplit
 try:
     import requests
     from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import NewConnectionError
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 except ImportError as _exc:  # pragma: no cover - reported by the module with missing_required_lib
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = _exc
     HTTPAdapter = object
+    NewConnectionError = ()
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -330,6 +332,23 @@ def _is_retryable_exception(exc):
     return False
 
 
+def _surely_not_sent(exc):
+    """True when the request cannot have reached the service: the connection or the TLS handshake
+    never completed.  A connection dropped after the request was sent is not such a case."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _is_retryable_exception(exc)  # a reset during the handshake: nothing was sent
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, NewConnectionError)
+    return False
+
+
+# Answers that say the request was not processed: safe to send again even when it is not idempotent.
+NOT_PROCESSED_STATUSES = (429, 503)
+
+
 def parse_retry_after(value, now=None):
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
     if not value:
@@ -387,9 +406,13 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
         self.retry_events.append(RetryEvent(method, _path(url), reason, round(delay, 2)))
         self._sleep(delay)
 
-    def request(self, method, url, **kwargs):
+    def request(self, method, url, replay_safe=True, **kwargs):
         """Send with retries.  Returns the response for every status that is not transient (the
-        caller decides what a 4xx means); raises ``HttpError`` subclasses otherwise."""
+        caller decides what a 4xx means); raises ``HttpError`` subclasses otherwise.
+
+        ``replay_safe=False`` is for requests that must not reach the service twice, such as a
+        logon (a second failed attempt counts towards a lockout): they are sent again only when
+        they surely were not processed (no connection, HTTP 429 or 503)."""
         kwargs.setdefault("timeout", self.timeout)
         attempt = 0
         while True:
@@ -397,7 +420,8 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
             try:
                 response = super().request(method, url, **kwargs)
             except requests.exceptions.RequestException as exc:
-                if attempt < self.retries and _is_retryable_exception(exc):
+                retryable = _is_retryable_exception(exc) if replay_safe else _surely_not_sent(exc)
+                if attempt < self.retries and retryable:
                     self._wait(method, url, type(exc).__name__, self.backoff(attempt))
                     attempt += 1
                     continue
@@ -405,7 +429,9 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
                 if attempt:
                     error.args = ("%s (after %d attempts)" % (error.args[0], attempt + 1),)
                 raise error from None
-            if not (self.retry_statuses and is_retryable_status(response.status_code)):
+            transient = is_retryable_status(response.status_code) if replay_safe \
+                else response.status_code in NOT_PROCESSED_STATUSES
+            if not (self.retry_statuses and transient):
                 return response
             if attempt >= self.retries:
                 raise self._exhausted(response, attempt + 1)

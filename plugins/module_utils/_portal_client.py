@@ -32,7 +32,7 @@ SETTINGS = ("registration_status", "se_number", "email", "interfaces", "gateway_
 
 UNLOCK_HOWTO = (
     "Only a person can unlock it: ask UFST's certificate portal support (Skattestyrelsen) to unlock "
-    "user %s (in the dms_sandbox: POST <admin_url>/accounts/%s/unlock). Then make sure the password "
+    "user %s. Then make sure the password "
     "option holds the current portal password before running again."
 )
 
@@ -125,13 +125,13 @@ class PortalClient:
         self.token = None
 
     # -- plumbing ----------------------------------------------------------------------------------
-    def _call(self, method, path, what, json_body=None, expected=(200,), auth=True):
+    def _call(self, method, path, what, json_body=None, expected=(200,), auth=True, replay_safe=True):
         headers = {"Accept": "application/json"}
         if auth and self.token:
             headers["Authorization"] = "Bearer %s" % self.token
         try:
             response = self.session.request(method, self.base_url + path, json=json_body,
-                                            headers=headers)
+                                            headers=headers, replay_safe=replay_safe)
         except _http.HTTPStatusError as exc:  # transient statuses that outlasted the retries
             raise PortalError(str(exc), code=exc.error_code, status=exc.status, body=exc.body) from None
         except _http.HttpError as exc:
@@ -158,7 +158,9 @@ class PortalClient:
         """Log on; returns ``password_change_required``.  Raises ``InvalidCredentials`` /
         ``AccountLocked``."""
         body = self._call("POST", "/api/session", "Logging on (POST /api/session)",
-                          json_body={"user_id": user_id, "password": password}, auth=False)
+                          json_body={"user_id": user_id, "password": password}, auth=False,
+                          # a failed logon that reached the portal counts towards the lockout
+                          replay_safe=False)
         self.token = body.get("token")
         if not self.token:
             raise PortalError("Logging on: the portal answered without a session token. Fix: check "
@@ -169,7 +171,7 @@ class PortalClient:
     def change_password(self, current_password, new_password):
         self._call("POST", "/api/session/password", "Changing the password (POST /api/session/password)",
                    json_body={"current_password": current_password, "new_password": new_password},
-                   expected=(200, 204))
+                   expected=(200, 204), replay_safe=False)
 
     def overview(self):
         """The certificate overview: ``registration_status``, ``se_number``, ``email``,
@@ -246,4 +248,4 @@ def password_problem(password, user_id):
 
 def locked_message(user_id):
     return ("The portal account %s is locked after repeated failed logons; no logon was attempted. "
-            % user_id) + UNLOCK_HOWTO % (user_id, user_id)
+            % user_id) + UNLOCK_HOWTO % user_id

@@ -177,7 +177,8 @@ account_state:
   sample: active
 registration_status:
   description:
-    - C(registered), C(in_progress) or C(not_registered) (the last only in check mode).
+    - C(registered) or C(in_progress) (C(not_registered) is never left behind by a run).
+    - In check mode, the status the run would lead to.
   returned: always
   type: str
   sample: registered
@@ -410,7 +411,8 @@ def credentials_content(credentials):
     """The credentials file: the same JSON the registration role writes (to_nice_json)."""
     document = {"gateway_user": credentials["gateway_user"],
                 "gateway_password": credentials["gateway_password"]}
-    return to_bytes(json.dumps(document, indent=4, sort_keys=True) + "\n")
+    # to_nice_json's layout, without a trailing newline, so a file either wrote stays unchanged.
+    return to_bytes(json.dumps(document, indent=4, sort_keys=True))
 
 
 def store_credentials(module, run, credentials):
@@ -452,9 +454,8 @@ def check_mode_run(module, run, whoami):
     dest = module.params["gateway_credentials_dest"]
     if dest:
         if overview["registration_status"] == "registered":
-            credentials = run.call("gateway_credentials")
-            if _files.read_file(dest) != credentials_content(credentials):
-                run.actions.append("gateway_credentials_written")
+            # _files only predicts in check mode: content and mode are compared, nothing is written.
+            store_credentials(module, run, run.call("gateway_credentials"))
         elif after["registration_status"] == "registered":
             run.actions.append("gateway_credentials_written")
     return before, after, after["registration_status"], overview.get("gateway_user"), None

@@ -253,3 +253,14 @@ def test_layers_stop_early(pki, gateway):
 def test_url_must_be_https(pki):
     with pytest.raises(ValueError):
         _connectivity.run_checks(_settings(pki, port=80, host="localhost", url="http://localhost:80"))
+
+
+@pytest.mark.parametrize("detail,signer", [
+    ("certificate not registered for user: the signature's X509IssuerSerial names another certificate", True),
+    ("signature does not verify", True),
+    ("UsernameToken: registration of the certificate is not complete; the gateway rejects every logon", False),
+    ("UsernameToken: password digest does not match the gateway password", False),
+])
+def test_only_signature_refusals_count_against_the_client_certificate(detail, signer):
+    # pylint: disable-next=protected-access
+    assert _connectivity._is_signer_refusal({"code": "EBMS:0101", "detail": detail}) is signer

@@ -232,6 +232,35 @@ def test_connection_dropped_every_time_is_named(pki, server, sleeps):
     assert len(server.httpd.log) == 3
 
 
+def test_logon_dropped_after_sending_is_not_sent_again(pki, server, sleeps):
+    # The portal may have counted the failed logon before dropping: a resend could lock the account.
+    server.httpd.script = [("drop", {}, None), (200, {}, {"token": "t"})]
+    session = _session(pki, sleeps, retries=5)
+    with pytest.raises(_http.UnreachableError):
+        session.post(server.url + "/api/session", json={"password": "s3cret-password"}, replay_safe=False)
+    assert len(server.httpd.log) == 1 and session.stats["retries"] == 0
+
+
+@pytest.mark.parametrize("status,attempts", [(502, 1), (500, 1), (503, 2), (429, 2)])
+def test_logon_is_resent_only_when_not_processed(pki, server, sleeps, status, attempts):
+    server.httpd.script = [(status, {"Retry-After": "1"}, {}), (200, {}, {"token": "t"})]
+    session = _session(pki, sleeps, retries=5)
+    response = session.post(server.url + "/api/session", json={"password": "s3cret-password"},
+                            replay_safe=False)
+    assert len(server.httpd.log) == attempts
+    assert response.status_code == (status if attempts == 1 else 200)
+
+
+def test_logon_to_a_closed_port_is_retried(pki, sleeps):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    session = _session(pki, sleeps, retries=2)
+    with pytest.raises(_http.UnreachableError):
+        session.post("https://127.0.0.1:%d/api/session" % port, json={}, replay_safe=False)
+    assert session.stats["retries"] == 2
+
+
 def test_unreachable_is_classified_after_retries(pki, sleeps):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
