@@ -309,14 +309,7 @@ class Registration:
                     return self._first_logon(password)
                 if self.account_state == "locked":
                     raise RegistrationFailed(portal.locked_message(self.user_id))
-        try:
-            self._login(password)
-        except portal.InvalidCredentials as exc:
-            raise self._refused(exc) from None
-        except portal.AccountLocked:
-            raise RegistrationFailed(portal.locked_message(self.user_id)) from None
-        self.working_password = password
-        return True
+        return self._logon_with(password)
 
     def _first_logon(self, password):
         """Initial password (the user id), then change it.  A never-used account cannot have been
@@ -325,7 +318,7 @@ class Registration:
             self._login(self.user_id)
         except portal.InvalidCredentials:
             # Used in the meantime (another host changed the password): second and last attempt.
-            return self._second_attempt(password)
+            return self._logon_with(password)
         except portal.AccountLocked:
             raise RegistrationFailed(portal.locked_message(self.user_id)) from None
         try:
@@ -333,7 +326,7 @@ class Registration:
         except portal.InvalidCredentials:
             # Another host changed it between our logon and our change.
             self.client.logout()
-            return self._second_attempt(password)
+            return self._logon_with(password)
         except portal.ValidationFailed as exc:
             raise RegistrationFailed(
                 "The portal refused password as the new password (%s). The account is still new and "
@@ -344,7 +337,8 @@ class Registration:
         self.working_password = password
         return True
 
-    def _second_attempt(self, password):
+    def _logon_with(self, password):
+        """Log on with ``password``; a refusal or a lockout ends the run with the fix."""
         try:
             self._login(password)
         except portal.InvalidCredentials as exc:
