@@ -31,30 +31,21 @@ requirements:
   - lxml (on the managed host)
   - signxml >= 4.0 (on the managed host)
 extends_documentation_fragment:
+  - dkcustoms.dms.attributes
   - dkcustoms.dms.client_certificate
   - dkcustoms.dms.connection
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - A O(probe=ping) runs in full; the gateway does not deliver the ebMS3 test service.
       - A O(probe=pull) stops after the C(client_certificate) layer in check mode, because a pull can
         take a waiting message.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode),
-      when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second
-      invocation indicates no change.
     support: full
     details: A O(probe=pull) with O(allow_dequeue=true) may take a message from the gateway.
-  action_group:
-    description: Use C(group/dkcustoms.dms.dms) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - dkcustoms.dms.dms
 options:
   url:
     description:

@@ -28,29 +28,20 @@ author:
   - dkcustoms.dms developers (@dkcustoms)
 requirements:
   - cryptography >= 42.0 (on the managed host)
+extends_documentation_fragment:
+  - dkcustoms.dms.attributes
+  - dkcustoms.dms.attributes.files
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode),
-      when in diff mode.
     support: full
     details: The diff shows a certificate summary per file (subject, fingerprint, validity); never key
       material or passphrases.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second
-      invocation indicates no change.
     support: full
   safe_file_operations:
-    description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid
-      data corruption.
     support: full
-  action_group:
-    description: Use C(group/dkcustoms.dms.dms) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - dkcustoms.dms.dms
 options:
   src:
     description:

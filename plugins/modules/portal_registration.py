@@ -33,34 +33,24 @@ description:
 author:
   - dkcustoms.dms developers (@dkcustoms)
 extends_documentation_fragment:
+  - dkcustoms.dms.attributes
+  - dkcustoms.dms.attributes.files
   - dkcustoms.dms.client_certificate
   - dkcustoms.dms.connection
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode only reads - it logs on (which the portal does not count as a change) only
       when the account is in use, and makes no change on the portal or on disk. For a never-used
       account it reports the full first-run change without logging on.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode),
-      when in diff mode.
     support: full
     details: The diff shows the portal-side settings (registration status, SE-number, e-mail,
       interfaces, gateway user), never a password.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second
-      invocation indicates no change.
     support: full
   safe_file_operations:
-    description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid
-      data corruption.
     support: full
-  action_group:
-    description: Use C(group/dkcustoms.dms.dms) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - dkcustoms.dms.dms
 options:
   portal_url:
     description:
