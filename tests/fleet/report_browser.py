@@ -76,13 +76,11 @@ class ReportPage:
             ".map(row => [row.dataset.host, row.dataset.status]);")]
 
     def row_heights(self):
-        """{height in px: number of visible host rows with it}."""
-        heights = {}
-        for height in self.js("return Array.from(document.querySelectorAll('tr.host'))"
-                              ".filter(row => row.getClientRects().length > 0)"
-                              ".map(row => Math.round(row.getBoundingClientRect().height));"):
-            heights[height] = heights.get(height, 0) + 1
-        return heights
+        """[(host, height in px)] of the visible host rows."""
+        return [tuple(pair) for pair in self.js(
+            "return Array.from(document.querySelectorAll('tr.host'))"
+            ".filter(row => row.getClientRects().length > 0)"
+            ".map(row => [row.dataset.host, row.getBoundingClientRect().height]);")]
 
     def count(self, selector):
         return self.js("return document.querySelectorAll(arguments[0]).length", selector)

@@ -38,7 +38,9 @@ FAILURES = [
      "password digest does not match the gateway password",
      "The gateway refused gateway_user/gateway_password: use the gateway password the certificate portal "
      "issued for this registration (run the registration role again to store it)."),
-    ("as4", "AS4_ERROR", "ebMS error signal EBMS:0004 (Other): the receiving MSH could not process the message",
+    # Markup in a detail (here the gateway's own XML) must reach the page as text.
+    ("as4", "AS4_ERROR", "ebMS error signal EBMS:0004 (Other): <eb:Description>the receiving MSH could not "
+     "process the message</eb:Description>",
      "The gateway answered with an ebMS error: act on its description above."),
 ]
 
