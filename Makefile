@@ -58,6 +58,11 @@ sandbox-tests: venv pki
 fleet-tests: build pki
 	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider tests/fleet
 
+# The fleet report in headless Chromium (part of fleet-tests too); screenshots in tests/output/.
+.PHONY: report-tests
+report-tests: build pki
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider tests/fleet/test_report.py
+
 lint: build
 	cd $(COLL) && ansible-lint --profile production roles playbooks
 
