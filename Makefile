@@ -43,7 +43,10 @@ pki: venv
 	dms-sandbox pki --out $(PKI) --foces 24 --voces 8 --moces 2 --broken >/dev/null
 
 sanity: build
-	cd $(COLL) && ansible-test sanity --venv --python 3.11 --requirements --color no
+	cd $(COLL) && ansible-test sanity --venv --python 3.11 --requirements --color no 2>&1 | tee $(BUILD_ROOT)/sanity.log
+	# A sanity test skipped for a missing program did not run: fail (.ci/run installs what sanity needs).
+	if grep -E 'Required program "[^"]+" not found|Skipping sanity test .* due to missing' $(BUILD_ROOT)/sanity.log; then \
+	  echo 'ansible-test sanity skipped a test for a missing program. Fix: install it (see .ci/run).' >&2; exit 1; fi
 
 units: build pki
 	cd $(COLL) && DMS_PKI_DIR=$(PKI) PYTHONPATH=$(BUILD_ROOT) python -m pytest -q -p no:cacheprovider tests/unit
