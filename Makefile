@@ -32,7 +32,7 @@ venv: $(BIN)/.installed
 build: venv
 	rm -rf $(COLL) && mkdir -p $(COLL)
 	git ls-files -z --cached --others --exclude-standard \
-	  | grep -zv -E '^(sandbox/|tests/sandbox/|tests/fleet/|\.ci/|Makefile$$|requirements\.txt$$)' \
+	  | grep -zv -E '^(sandbox/|tests/sandbox/|tests/fleet/|tests/ecosystem/|\.ci/|Makefile$$|requirements\.txt$$)' \
 	  | while IFS= read -r -d '' f; do [ -e "$$f" ] && printf '%s\0' "$$f"; done \
 	  | xargs -0 cp --parents -t $(COLL)
 	# The copy gets its own git repository: ansible-test lists files through git, and inside this
