@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(BUILD_ROOT)
 export ANSIBLE_NOCOLOR := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all venv build pki sanity units integration sandbox-tests fleet-tests lint changelog-lint test demo bench clean
+.PHONY: all venv build pki sanity units integration sandbox-tests fleet-tests ecosystem-tests docs prerequisites-lock lint changelog-lint test demo bench clean
 
 all: test
 
@@ -61,13 +61,23 @@ sandbox-tests: venv pki
 fleet-tests: build pki
 	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider tests/fleet
 
+# Execution environment (ansible-builder), module docs (antsibull-docs lint, ansible-doc), missing libraries,
+# and the prerequisites role into a fresh virtual environment (needs the package index; pip's cache is reused).
+ecosystem-tests: build pki
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 tests/ecosystem
+
+# The role dkcustoms.dms.prerequisites's lock: every package pinned, every file's hash, Python 3.9 and later.
+prerequisites-lock: venv
+	cd roles/prerequisites/files && uv pip compile --quiet --universal --python-version 3.9 --generate-hashes \
+	  --no-header --annotation-style line -o requirements-venv.txt requirements-venv.in
+
 lint: build
 	cd $(COLL) && ansible-lint --profile production roles playbooks
 
 changelog-lint: venv
 	antsibull-changelog lint
 
-test: venv sanity units changelog-lint lint sandbox-tests integration fleet-tests
+test: venv sanity units changelog-lint lint sandbox-tests integration fleet-tests ecosystem-tests
 
 demo: build
 	python -m dms_sandbox.demo --collection-root $(BUILD_ROOT) --out $(CURDIR)/demo-output
