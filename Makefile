@@ -66,6 +66,36 @@ fleet-tests: build pki
 ecosystem-tests: build pki
 	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 tests/ecosystem
 
+# HTML docs (.build/docs-site/build/html): every module, filter and role (antsibull-docs), README, the guides
+# under docs/, the role READMEs and the examples (Markdown through myst-parser). Built offline: no intersphinx
+# inventory is fetched, so references into docs.ansible.com stay plain text (ref.ref warnings suppressed;
+# references inside the collection are checked by antsibull-docs lint-collection-docs in ecosystem-tests);
+# JSON examples with comments are shown unhighlighted. Every other Sphinx warning fails the build.
+DOCS_SITE := $(BUILD_ROOT)/docs-site
+docs: build
+	rm -rf $(DOCS_SITE) && mkdir -p -m 700 $(DOCS_SITE)
+	antsibull-docs sphinx-init --use-current --squash-hierarchy --fail-on-error --project dkcustoms.dms \
+	  --title dkcustoms.dms --copyright 'dkcustoms.dms developers' --dest-dir $(DOCS_SITE) dkcustoms.dms >/dev/null
+	printf '%s\n' "extensions.append('myst_parser')" "intersphinx_mapping = {}" "myst_heading_anchors = 3" \
+	  "suppress_warnings = ['ref.ref', 'misc.highlighting_failure']" "exclude_patterns = ['example-files']" \
+	  >> $(DOCS_SITE)/conf.py
+	mkdir -p -m 700 $(DOCS_SITE)/rst
+	cd $(DOCS_SITE) && antsibull-docs --config-file antsibull-docs.cfg collection --cleanup everything \
+	  --fail-on-error --use-current --squash-hierarchy --dest-dir rst dkcustoms.dms >/dev/null
+	cd $(COLL) && cp --parents README.md docs/*.md roles/*/README.md examples/inventory/README.md $(DOCS_SITE)/rst/
+	cd $(COLL) && cp -r examples $(DOCS_SITE)/rst/example-files
+	{ printf '# Examples\n\nThe files under `examples/` in the collection.\n'; \
+	  cd $(COLL) && find examples -type f ! -name README.md | sort | while read -r f; do \
+	    printf '\n## %s\n\n```{literalinclude} example-files/%s\n:language: yaml\n```\n' "$$f" "$${f#examples/}"; done; \
+	} > $(DOCS_SITE)/rst/examples.md
+	{ printf '\n.. toctree::\n   :maxdepth: 1\n   :caption: Guides\n\n'; \
+	  printf '   %s\n' README docs/architecture \
+	    $$(cd $(COLL) && ls docs/*.md | sed 's/\.md$$//' | grep -v '^docs/architecture$$') \
+	    $$(cd $(COLL) && ls roles/*/README.md | sed 's/\.md$$//') examples/inventory/README examples; \
+	} >> $(DOCS_SITE)/rst/index.rst
+	sphinx-build -M html $(DOCS_SITE)/rst $(DOCS_SITE)/build -c $(DOCS_SITE) -W --keep-going -q
+	@echo "Docs: $(DOCS_SITE)/build/html/index.html"
+
 # The role dkcustoms.dms.prerequisites's lock: every package pinned, every file's hash, Python 3.9 and later.
 prerequisites-lock: venv
 	cd roles/prerequisites/files && uv pip compile --quiet --universal --python-version 3.9 --generate-hashes \
