@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) dkcustoms.dms developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -46,7 +45,8 @@ def problems(floors):
             for module_name in IMPORTS[name]:
                 importlib.import_module(module_name)
             version = installed_version(name)
-        except Exception as exc:  # pylint: disable=broad-except - any failure means "not usable"
+        except Exception as exc:  # pylint: disable=broad-except
+            # Any failure while importing means "not usable", whatever its type.
             found.append("%s: not installed or broken (%s)" % (name, exc))
             continue
         if release(version) < release(floors[name]):
