@@ -107,7 +107,7 @@ lint: build
 changelog-lint: venv
 	antsibull-changelog lint
 
-test: venv sanity units changelog-lint lint sandbox-tests integration fleet-tests ecosystem-tests
+test: venv sanity units changelog-lint lint sandbox-tests integration fleet-tests ecosystem-tests docs
 
 demo: build
 	python -m dms_sandbox.demo --collection-root $(BUILD_ROOT) --out $(CURDIR)/demo-output
