@@ -242,6 +242,7 @@ certificate:
 import base64
 import binascii
 import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
 

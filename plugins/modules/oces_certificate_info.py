@@ -247,6 +247,7 @@ certificate_warnings:
 
 import base64
 import binascii
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
 
