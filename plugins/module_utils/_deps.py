@@ -18,10 +18,10 @@ import sys
 # library -> (what to import to prove it works, pip requirement with the collection's floor)
 LIBRARIES = {
     "cryptography": (("cryptography.x509", "cryptography.hazmat.primitives.serialization.pkcs12"),
-                     "cryptography>=38.0"),
-    "requests": (("requests",), "requests>=2.32.2"),
-    "lxml": (("lxml.etree",), "lxml>=4.9"),
-    "signxml": (("signxml",), "signxml>=3.2"),
+                     "cryptography>=45.0"),
+    "requests": (("requests",), "requests>=2.32.4"),
+    "lxml": (("lxml.etree",), "lxml>=5.4"),
+    "signxml": (("signxml",), "signxml>=4.0"),
 }
 ROLE = "dkcustoms.dms.prerequisites"
 

@@ -18,6 +18,7 @@ import secrets
 import subprocess
 
 import pytest
+import yaml
 
 from conftest import ansible_env, tool
 from dms_sandbox.demo import Sandbox, load_pki, make_pki
@@ -105,6 +106,8 @@ def _run(work, venv, *args, run_modules=False, extra=None, expect_failure=False)
         [tool("ansible-playbook"), "-i", str(work / "inventory.ini"), str(work / "playbook.yml"),
          "-e", "@" + str(work / "extra.json")] + list(args),
         capture_output=True, text=True, timeout=600, env=ansible_env(), check=False)
+    if expect_failure is None:  # either outcome: the caller judges the output
+        return None, completed.stdout
     if expect_failure:
         assert completed.returncode != 0, completed.stdout[-3000:]
         return None, completed.stdout
@@ -149,20 +152,39 @@ def test_check_mode_on_a_fresh_host_writes_nothing(work):
 
 def _os_release():
     with open("/etc/os-release", encoding="utf-8") as handle:
-        return dict(line.rstrip("\n").split("=", 1) for line in handle if "=" in line)
+        return {key: value.strip('"') for key, value in
+                (line.rstrip("\n").split("=", 1) for line in handle if "=" in line)}
 
 
-def test_auto_uses_the_distribution_package_where_it_meets_the_floor(work):
-    # Only cryptography needed: Debian 12+ / Ubuntu 24+ package it at or above the floor, so auto takes
-    # the package (in check mode: nothing installed here either way).
+def test_auto_takes_the_packages_only_where_the_data_says_they_meet_the_floor(work, collection_dir):
+    # Only cryptography needed. The role's data (vars/<family>.yml) names the releases whose package meets
+    # the floor; auto must follow it (in check mode: nothing is installed either way).
+    with open(os.path.join(collection_dir, "roles", "prerequisites", "vars", "Debian.yml"), encoding="utf-8") as handle:
+        releases = yaml.safe_load(handle)["_prerequisites_os_packages"]["cryptography"]["releases"]
     release = _os_release()
-    packaged = {"debian": 12, "ubuntu": 24}.get(release.get("ID", "").strip('"'))
-    major = int(re.match(r"\d+", release.get("VERSION_ID", "0").strip('"')).group(0))
+    first = {name.lower(): number for name, number in releases.items()}.get(release.get("ID", ""))
+    major = int(re.match(r"\d*", release.get("VERSION_ID", "")).group(0) or 0)
     changed, output = _run(work, str(work / "venv"), "--check",
                            extra={"prerequisites_method": "auto", "prerequisites_modules": ["oces_certificate_info"]})
     uses_packages = "prerequisites/tasks/packages.yml for dms" in output
-    assert uses_packages == bool(packaged and major >= packaged), output
+    assert uses_packages == bool(first is not None and major >= first), output
+    assert ("prerequisites/tasks/venv.yml for dms" in output) == (not uses_packages), output
     assert not (work / "venv").exists()
+
+
+def test_packages_are_checked_against_the_floor(work):
+    # The distribution's python3-cryptography (installed by the role if missing): the role's check after
+    # the install must pass it only at or above the floor, and otherwise say so with the fix.
+    dummy, output = _run(work, str(work / "venv"), extra={"prerequisites_method": "packages",
+                                                          "prerequisites_modules": ["oces_certificate_info"]},
+                         expect_failure=None)
+    version = subprocess.run(["/usr/bin/python3", "-c", "import cryptography; print(cryptography.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    if tuple(int(part) for part in version.split(".")[:2]) < (45, 0):
+        assert "cryptography: %s is older than the floor 45.0" % version in output, output
+        assert "Fix: use prerequisites_method: venv" in output
+    else:
+        assert re.search(r"^dms\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0", output, re.MULTILINE), output
 
 
 def test_packages_refused_where_signxml_is_not_packaged(work):

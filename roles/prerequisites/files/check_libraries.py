@@ -5,7 +5,7 @@
 """Does this Python have the dkcustoms.dms modules' libraries at their floors?
 
 Run by the role dkcustoms.dms.prerequisites with the interpreter to check:
-``python check_libraries.py '{"cryptography": "38.0", ...}'``. Prints one JSON object:
+``python check_libraries.py '{"cryptography": "45.0", ...}'``. Prints one JSON object:
 ``{"python": <executable>, "version": "3.11", "problems": ["lxml: not installed (...)", ...]}``.
 Standard library only, Python 3.6 and later (a distribution's own python3 may be old).
 """

@@ -44,7 +44,7 @@ def test_blocked_import_fails_with_the_fix(monkeypatch):
     message = module.failed["msg"]
     assert "Missing Python libraries on the managed host for the interpreter %s: lxml (" % sys.executable in message
     assert "Fix: run the role dkcustoms.dms.prerequisites on this host" in message
-    assert message.endswith("%s -m pip install 'lxml>=4.9' 'signxml>=3.2'." % sys.executable)
+    assert message.endswith("%s -m pip install 'lxml>=5.4' 'signxml>=4.0'." % sys.executable)
     assert "exception" not in module.failed
 
 
