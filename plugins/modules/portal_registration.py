@@ -229,7 +229,7 @@ except ImportError:  # pragma: no cover - not POSIX
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _files
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _deps, _files
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 
 WAIT_FIRST_DELAY = 1.0
@@ -513,6 +513,7 @@ def validate_params(module):
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **argument_spec())
+    _deps.require(module, "cryptography", "requests")
     validate_params(module)
     bundle = _client_cert.load_client_certificate(module)
     session = _client_cert.create_session_for(module, bundle)
