@@ -180,6 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
         if service.count:
             service.count("requests:" + service.name)
         decision = service.faults.decide() if service.faults else None
+        if decision is not None and service.count:
+            service.count("faults:%s:%s" % (service.name, "dropped" if decision == "drop" else decision[1]))
         if decision == "drop":
             # Hang up without a word, as an overloaded load balancer does.
             self.close_connection = True

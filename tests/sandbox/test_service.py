@@ -133,6 +133,25 @@ def test_rate_limit_answers_429_with_retry_after(sandbox):
     answer = box.client("foces-01").get("/api/whoami")
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "7"
     assert answer.json()["error"] == "rate_limited"
+    assert box.counters()["faults"]["portal"] == {"rate_limited": 1}
+
+
+def test_scripted_faults_answer_the_next_requests_in_order(sandbox):
+    box = sandbox("--portal-script", "rate_limit,serve", "--portal-retry-after", "7")
+    browser = box.client("foces-01")
+    limited = browser.get("/api/whoami")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
+    assert browser.get("/api/whoami").status_code == 200
+    faults = box.set_faults(portal={"script": ["error", "drop", "rate_limit"], "error_status": 500})
+    assert faults["portal"]["script"] == ["error", "drop", "rate_limit"] and faults["gateway"]["script"] == []
+    assert browser.get("/api/whoami").status_code == 500
+    with pytest.raises(requests.exceptions.ConnectionError):
+        browser.get("/api/whoami")
+    assert browser.get("/api/whoami").status_code == 429
+    assert box.admin("GET", "/faults").json()["portal"]["script"] == []
+    assert browser.get("/api/whoami").status_code == 200  # the script is used up and every rate is 0
+    assert box.counters()["faults"] == {"portal": {"rate_limited": 2, "service_unavailable": 1, "dropped": 1},
+                                        "gateway": {}}
 
 
 def test_dropped_connections(sandbox):
@@ -189,7 +208,8 @@ def test_invalid_faults_are_refused_whole(sandbox):
     box = sandbox()
     for body in ({"portal": {"error_rate": 2}}, {"portal": {"no_such_fault": 1}}, {"mail": {"error_rate": 0.1}},
                  {"gateway": {"registration_stuck": True}}, {"portal": {"server_certificate": "bogus"}},
-                 {"portal": {"latency_ms": -1}}, {"portal": {"maintenance": "perhaps"}}):
+                 {"portal": {"latency_ms": -1}}, {"portal": {"maintenance": "perhaps"}},
+                 {"portal": {"script": ["rate_limit", "explode"]}}, {"portal": {"script": 429}}):
         request = dict(body)
         request.setdefault("gateway", {"latency_ms": 5})  # a valid part, which must not be applied either
         answer = box.admin("POST", "/faults", request)
