@@ -10,6 +10,9 @@ BIN := $(VENV)/bin
 BUILD_ROOT := $(CURDIR)/.build
 COLL := $(BUILD_ROOT)/ansible_collections/dkcustoms/dms
 PKI := $(BUILD_ROOT)/pki
+# JUnit reports of the pytest suites; .ci/check-skips.py prints their skips and, under CI=true, fails on
+# any skip tests/README.md does not allow.
+REPORTS := $(BUILD_ROOT)/test-reports
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD_ROOT)
 export ANSIBLE_NOCOLOR := 1
@@ -49,17 +52,21 @@ sanity: build
 	  echo 'ansible-test sanity skipped a test for a missing program. Fix: install it (see .ci/run).' >&2; exit 1; fi
 
 units: build pki
-	cd $(COLL) && DMS_PKI_DIR=$(PKI) PYTHONPATH=$(BUILD_ROOT) python -m pytest -q -p no:cacheprovider tests/unit
+	cd $(COLL) && DMS_PKI_DIR=$(PKI) PYTHONPATH=$(BUILD_ROOT) python -m pytest -q -p no:cacheprovider \
+	  --junitxml=$(REPORTS)/units.xml tests/unit
+	python .ci/check-skips.py units $(REPORTS)/units.xml
 
 integration: build pki
-	printf 'dms_pki_dir: %s\n' "$(PKI)" > $(COLL)/tests/integration/integration_config.yml
+	printf 'dms_pki_dir: %s\ndms_ci: "%s"\n' "$(PKI)" "$${CI:-}" > $(COLL)/tests/integration/integration_config.yml
 	cd $(COLL) && ansible-test integration --local --python 3.11 --color no $(TARGETS)
 
 sandbox-tests: venv pki
-	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 tests/sandbox
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 --junitxml=$(REPORTS)/sandbox.xml tests/sandbox
+	python .ci/check-skips.py sandbox-tests $(REPORTS)/sandbox.xml
 
 fleet-tests: build pki
-	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider tests/fleet
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/fleet.xml tests/fleet
+	python .ci/check-skips.py fleet-tests $(REPORTS)/fleet.xml
 
 # The fleet report in headless Chromium (part of fleet-tests too); screenshots in tests/output/.
 .PHONY: report-tests

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,12 +22,11 @@ from ansible_collections.dkcustoms.dms.plugins.modules import portal_registratio
 
 PASSWORD = "Unit-Test-Module-Pw-42"
 
-pytestmark = pytest.mark.skipif(shutil.which("dms-sandbox") is None,
-                                reason="needs the dms-sandbox command (pip install -e sandbox)")
-
 
 @pytest.fixture(scope="module")
-def pki_dir():
+def pki_dir(require_tool):
+    """The test PKI; the tests here need the dms-sandbox command (pip install -e sandbox)."""
+    require_tool("dms-sandbox")
     directory = os.environ.get("DMS_PKI_DIR")
     if not directory:
         directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
@@ -44,15 +42,16 @@ def pki(pki_dir):
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory, pki_dir):
+def sandbox(tmp_path_factory, pki_dir, require_tool):
+    dms_sandbox = require_tool("dms-sandbox")
     state = str(tmp_path_factory.mktemp("sandbox"))
-    subprocess.run(["dms-sandbox", "serve", "--state", state, "--pki", pki_dir, "--detach", "--ttl", "600",
+    subprocess.run([dms_sandbox, "serve", "--state", state, "--pki", pki_dir, "--detach", "--ttl", "600",
                     "--registration-delay", "3", "--session-lifetime", "2"],
                    check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(state, "sandbox.json"), encoding="utf-8") as handle:
         info = json.load(handle)
     yield info
-    subprocess.run(["dms-sandbox", "stop", "--state", state], check=False, stdout=subprocess.DEVNULL)
+    subprocess.run([dms_sandbox, "stop", "--state", state], check=False, stdout=subprocess.DEVNULL)
 
 
 class FakeModule:
