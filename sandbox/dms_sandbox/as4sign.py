@@ -198,9 +198,10 @@ def _user_message(messaging, service, action, gateway_user, ref_to_message_id=No
 def notifications_document(notifications, submitter_id, service, date_from, date_to):
     """The first attachment of a Notification answer (**model**: the real document's schema is not
     public): ``<Notifications>`` with one ``<Notification>`` per stored notification of the window."""
-    root = etree.Element("{%s}Notifications" % NOTIFICATIONS_NS, nsmap={None: NOTIFICATIONS_NS},
-                         submitterId=submitter_id, service=service, dateFrom=date_from, dateTo=date_to,
-                         count=str(len(notifications)))
+    root = etree.Element("{%s}Notifications" % NOTIFICATIONS_NS, nsmap={None: NOTIFICATIONS_NS})
+    for name, value in (("count", str(len(notifications))), ("submitterId", submitter_id), ("service", service),
+                        ("dateFrom", date_from), ("dateTo", date_to)):
+        root.set(name, value)
     for notification in notifications:
         item = etree.SubElement(root, "{%s}Notification" % NOTIFICATIONS_NS, id=str(notification["id"]),
                                 createdAt=notification["created_at"])
