@@ -786,7 +786,9 @@ def run_checks(settings):
         post_ms = classify_ms = 0
     if tls_detail is not None:
         if run.message is None:
-            layers.append(_layer("client_certificate", "pass", tls_ms, tls_detail))
+            layers.append(_layer("client_certificate", "pass", tls_ms,
+                                 tls_detail.replace("so the message decides", "not judged further: no message was "
+                                                                             "sent")))
         else:
             attempt_detail = None
             try:

@@ -323,6 +323,9 @@ def test_http_403_to_the_get_probe_alone_is_not_a_certificate_refusal(pki, gatew
     report = _connectivity.run_checks(_settings(pki, server))
     assert report["result"] == "SUCCESS", _failed(report)
     assert "GET probe was answered HTTP 403" in report["layers"][3]["detail"]
+    unsent = _connectivity.run_checks(_settings(pki, server, layers=["client_certificate"]))
+    assert unsent["layers"][3]["status"] == "pass" and "not judged further" in unsent["layers"][3]["detail"]
+    assert len(server.requests) == 1
 
 
 def _error(code, short, detail, status=500):
