@@ -1031,9 +1031,8 @@ def _classify_facts(status, facts, request):
             # As the reference client reads it: the first property is the original message's id.
             answer.original_message_id = facts.properties[0][1] if facts.properties else None
         else:
-            answer = Answer("response", status, "%s %s answer %s to %s" % (facts.service, facts.action,
-                                                                          facts.message_id, facts.ref),
-                            message_id=facts.message_id, ref_to_message_id=facts.ref)
+            detail = "%s %s answer %s to %s" % (facts.service, facts.action, facts.message_id, facts.ref)
+            answer = Answer("response", status, detail, message_id=facts.message_id, ref_to_message_id=facts.ref)
             _check_ref(answer, request)
         answer.service, answer.action = facts.service, facts.action
         answer.properties = dict(facts.properties)

@@ -697,8 +697,8 @@ def check_as4(run):
     detail = "%s: %s" % (_probe_summary(run), answer.detail)
     attachments = answer.as_dict()["attachments"]
     if attachments:
-        detail += "; %d attachment%s (%s)" % (len(attachments), "" if len(attachments) == 1 else "s",
-                                             "; ".join(_attachment_summary(a) for a in attachments))
+        listed = "; ".join(_attachment_summary(a) for a in attachments)
+        detail += "; %d attachment%s (%s)" % (len(attachments), "" if len(attachments) == 1 else "s", listed)
     if answer.kind == "receipt":
         detail += "; RefToMessageId and NonRepudiationInformation digests match"
     if answer.original_message_id:
@@ -786,9 +786,8 @@ def run_checks(settings):
         post_ms = classify_ms = 0
     if tls_detail is not None:
         if run.message is None:
-            layers.append(_layer("client_certificate", "pass", tls_ms,
-                                 tls_detail.replace("so the message decides", "not judged further: no message was "
-                                                                             "sent")))
+            unsent = tls_detail.replace("so the message decides", "not judged further: no message was sent")
+            layers.append(_layer("client_certificate", "pass", tls_ms, unsent))
         else:
             attempt_detail = None
             try:
@@ -863,5 +862,5 @@ def add_pin(text, url, fingerprint_hex, subject):
     text = text or PIN_FILE_HEADER
     if not text.endswith("\n"):
         text += "\n"
-    return text + "# %s\n%s sha256:%s\n" % (" ".join((subject or "").split())[:300], url.rstrip("/"),
-                                               fingerprint_hex.lower())
+    comment = " ".join((subject or "").split())[:300]
+    return text + "# %s\n%s sha256:%s\n" % (comment, url.rstrip("/"), fingerprint_hex.lower())

@@ -49,7 +49,7 @@ attributes:
       - O(probe=notification) and O(probe=ping) run in full; neither changes anything on the gateway.
       - A O(probe=pull) stops after the C(client_certificate) layer in check mode, because a pull can
         take a waiting message.
-      - O(receipt_signer_pin_file) is not written in check mode; RV(changed) says whether it would be.
+      - O(receipt_signer_pin_file) is not written in check mode; C(changed) says whether it would be.
   diff_mode:
     support: none
   idempotent:
@@ -94,8 +94,8 @@ options:
         certificate (or one the CA issued directly), and a failure otherwise.
       - A gateway that names its signing certificate by issuer and serial number (as Holodeck B2B does)
         can only be checked against the certificate itself, not against its CA.
-      - Without it (and without O(receipt_signer_pin_file)), the answer's origin is not checked:
-        RV(answer_signature) is V(not_checked) and a warning says so.
+      - Without it (and without O(receipt_signer_pin_file)), the answer's origin is not checked;
+        RV(answer_signature) is then V(not_checked) and a warning says so.
     type: path
   receipt_signer_subject:
     description:

@@ -113,8 +113,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     mode = "html"
     sandbox = None
-    signing = None
-    rotated = None
+    signing = ()  # (key, certificate)
+    rotated = ()  # (key, certificate)
     mode_file = None
 
     def log_message(self, *args):  # quiet
@@ -150,8 +150,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return tamper(soap)
         if self.mode == "wrong_ref_receipt":
             return wrong_ref(soap, self.signing)
-        key, cert = self.rotated if _resigner_mode(self.mode_file) == "rotated" else self.signing
-        return resign_with_bst(soap, key, cert)
+        signer = self.rotated if _resigner_mode(self.mode_file) == "rotated" else self.signing
+        return resign_with_bst(soap, signer[0], signer[1])
 
     def forward(self, body):
         parts = urlsplit(self.sandbox["gateway_url"])
