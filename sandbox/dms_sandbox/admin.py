@@ -3,7 +3,8 @@
 GET  /counters                    per account and gateway counters (docs/sandbox.md has the shape)
 GET  /faults                      current fault settings per service
 POST /faults                      {"portal": {...}, "gateway": {...}} or {"service": "portal", ...}: change faults
-POST /mpc                         {"gateway_user", "mpc", "message"?}: queue a message for a pull
+POST /mpc                         {"gateway_user", "mpc", "message"?, "original_message_id"?}: queue a message for a pull
+POST /notifications               {"cvr", "message", "service"?}: a notification the Notification query lists
 POST /accounts/<user id>/unlock   a person lifts a lockout
 GET  /accounts/<user id>          the account as the sandbox holds it (no secrets)
 POST /reset-counters              zero the counters, keep the state
@@ -12,6 +13,7 @@ GET  /health                      {"ok": true}
 
 import json
 import re
+import uuid
 
 from dms_sandbox.faults import SERVICES, FaultError
 
@@ -57,6 +59,8 @@ class Admin:
             return self._faults(data if method == "POST" else {})
         if (method, path) == ("POST", "/mpc"):
             return self._mpc(data)
+        if (method, path) == ("POST", "/notifications"):
+            return self._notification(data)
         match = _ACCOUNT_PATH.fullmatch(path)
         if match:
             return self._account(method, match.group(1), bool(match.group(2)))
@@ -89,11 +93,24 @@ class Admin:
         if not isinstance(gateway_user, str) or not gateway_user or not isinstance(mpc, str) or not mpc:
             return _error(400, "invalid_request", "send {\"gateway_user\": ..., \"mpc\": ..., \"message\": "
                                                   "\"<xml/>\" (optional)}")
+        original = data.get("original_message_id")
         if message is not None and not isinstance(message, str):
             return _error(400, "invalid_request", "message is a string (the payload XML)")
-        self.store.mpc_push(gateway_user, mpc, message.encode("utf-8") if message else DEFAULT_MPC_MESSAGE)
+        if original is not None and not (isinstance(original, str) and original):
+            return _error(400, "invalid_request", "original_message_id is a non-empty string")
+        self.store.mpc_push(gateway_user, mpc, message.encode("utf-8") if message else DEFAULT_MPC_MESSAGE,
+                            original or str(uuid.uuid4()))
         return _json(200, {"gateway_user": gateway_user, "mpc": mpc,
                            "waiting": self.store.mpc_count(gateway_user, mpc)})
+
+    def _notification(self, data):
+        cvr, message, service = data.get("cvr"), data.get("message"), data.get("service")
+        if not (isinstance(cvr, str) and re.fullmatch(r"\d{8}", cvr)) or not (isinstance(message, str) and message):
+            return _error(400, "invalid_request", "send {\"cvr\": \"<8 digits>\", \"message\": \"...\", "
+                                                  "\"service\": \"DMS.Import\" (optional: every service)}")
+        if service is not None and not (isinstance(service, str) and service):
+            return _error(400, "invalid_request", "service is a non-empty string, e.g. DMS.Import")
+        return _json(200, {"id": self.store.notification_add(cvr, message, service), "cvr": cvr, "service": service})
 
     def _account(self, method, user_id, unlock):
         if unlock and method == "POST":

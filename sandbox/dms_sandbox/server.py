@@ -231,12 +231,15 @@ class Sandbox:
     """Portal + gateway + admin API over one state directory and one PKI."""
 
     def __init__(self, state_dir, pki_manifest, faults, client_ca_files=(), require_client_cert_gateway=False,
-                 gateway_user_form="UI", session_lifetime_s=portal_module.SESSION_LIFETIME_S):
+                 gateway_user_form="UI", session_lifetime_s=portal_module.SESSION_LIFETIME_S,
+                 serve_test_service=False, answer_key_reference="issuer_serial"):
         self.state_dir = os.path.abspath(state_dir)
         self.pki = pki_manifest
         self.faults = faults
         self.client_ca_files = [self.pki["ca_bundle"]] + [os.path.abspath(p) for p in client_ca_files]
         self.require_client_cert_gateway = require_client_cert_gateway
+        self.serve_test_service = serve_test_service
+        self.answer_key_reference = answer_key_reference
         self.store = Store(os.path.join(self.state_dir, "sandbox.db"), gateway_user_form=gateway_user_form)
         self.store.registrations_held = lambda: self.faults["portal"].get("registration_stuck")
         self.portal = portal_module.Portal(self.store, faults["portal"], session_lifetime_s=session_lifetime_s)
@@ -259,7 +262,9 @@ class Sandbox:
                 trusted.append(handle.read())
         try:
             return gateway.Gateway(store=self.store, signing_cert_pem=cert_pem, signing_key_pem=key_pem,
-                                   trusted_ca_pems=trusted, require_client_cert=self.require_client_cert_gateway)
+                                   trusted_ca_pems=trusted, require_client_cert=self.require_client_cert_gateway,
+                                   serve_test_service=self.serve_test_service,
+                                   answer_key_reference=self.answer_key_reference)
         except Exception as exc:  # pylint: disable=broad-except
             log("gateway: cannot start: %s" % traceback.format_exc())
             raise ValueError("the AS4 gateway cannot start (%s: %s); the sandbox does not run without it. Fix: "
@@ -305,6 +310,8 @@ class Sandbox:
             "state_dir": self.state_dir,
             "client_ca_files": self.client_ca_files,
             "require_client_cert_gateway": self.require_client_cert_gateway,
+            "serve_test_service": self.serve_test_service,
+            "answer_key_reference": self.answer_key_reference,
             "gateway_user_form": self.store.gateway_user_form,
             "pid": os.getpid(),
         }
