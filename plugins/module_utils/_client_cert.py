@@ -129,7 +129,8 @@ def base_url(module, option, defaults):
 def create_session_for(module, bundle=None):
     """An ``_http.DmsSession`` from the connection options, presenting ``bundle`` if given."""
     if not _http.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"))
+        module.fail_json(msg=missing_required_lib(_http.REQUESTS_REQUIREMENT),
+                         exception=to_native(_http.REQUESTS_IMPORT_ERROR))
     params = module.params
     if params["timeout"] <= 0:
         module.fail_json(msg="timeout must be a positive number of seconds. Fix: set timeout >= 1.")
