@@ -15,7 +15,6 @@ import tempfile
 import time
 
 import pytest
-import requests
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
@@ -64,8 +63,13 @@ def _client(sandbox, pki, entity, base_url=None, **kwargs):
     return portal.PortalClient(session, base_url or sandbox["portal_url"])
 
 
+def _admin(sandbox):
+    from dms_sandbox.adminclient import AdminClient  # pylint: disable=import-outside-toplevel
+    return AdminClient(sandbox, timeout=10)
+
+
 def _account(sandbox, user_id):
-    return requests.get(sandbox["admin_url"] + "/counters", timeout=10).json()["accounts"][user_id]
+    return _admin(sandbox).counters()["accounts"][user_id]
 
 
 def test_default_urls_per_environment():
@@ -164,10 +168,8 @@ def test_non_oces_certificate_is_refused_with_fix(sandbox, pki):
 
 
 def test_transient_faults_are_retried(sandbox, pki):
-    admin = sandbox["admin_url"] + "/faults"
-    requests.post(admin, json={"portal": {"error_rate": 0.3, "rate_limit_rate": 0.2,
-                                          "retry_after": 1, "drop_rate": 0.1}},
-                  timeout=10).raise_for_status()
+    admin = _admin(sandbox)
+    admin.set_faults(portal={"error_rate": 0.3, "rate_limit_rate": 0.2, "retry_after": 1, "drop_rate": 0.1})
     try:
         delays = []
         client = _client(sandbox, pki, pki["entities"]["foces-06"], retries=12, sleep=delays.append)
@@ -178,12 +180,11 @@ def test_transient_faults_are_retried(sandbox, pki):
         assert len(delays) == len(events)
         assert all(event.delay == 1.0 for event in events if event.reason == "HTTP 429")  # Retry-After
         with pytest.raises(portal.PortalError) as gave_up:
-            requests.post(admin, json={"portal": {"error_rate": 1.0, "rate_limit_rate": 0, "drop_rate": 0}}, timeout=10).raise_for_status()
+            admin.set_faults(portal={"error_rate": 1.0, "rate_limit_rate": 0, "drop_rate": 0})
             _client(sandbox, pki, pki["entities"]["foces-06"], retries=2).whoami()
         assert "after 3 attempts" in str(gave_up.value) and gave_up.value.status == 503
     finally:
-        requests.post(admin, json={"portal": {"error_rate": 0, "rate_limit_rate": 0, "drop_rate": 0}},
-                      timeout=10).raise_for_status()
+        admin.set_faults(portal={"error_rate": 0, "rate_limit_rate": 0, "drop_rate": 0})
 
 
 def test_password_problem():
