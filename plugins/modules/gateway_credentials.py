@@ -66,8 +66,9 @@ options:
     type: str
   mode:
     description:
-      - Mode of the file. Modes that let other users (not owner, not group) read it, or let the group
-        write it, are refused.
+      - Mode of the file, in octal (for example V('0640') with O(group) for an AS4 client's service
+        group). Modes that let other users (not owner, not group) read it, or let the group write it,
+        are refused, as are symbolic modes.
     type: raw
     default: '0600'
 seealso:
@@ -124,13 +125,14 @@ HIDDEN_CHANGED = "(hidden, changed)"
 
 
 def _mode_problem(mode):
-    """Why ``mode`` would expose the password, or None.  Symbolic modes are checked by Ansible."""
+    """Why ``mode`` would expose the password (or cannot be judged), or None."""
     if isinstance(mode, int):
         value = mode
     else:
         text = str(mode)
-        if not text.isdigit():
-            return None
+        if not text or any(char not in "01234567" for char in text):
+            return ("mode %s is not an octal mode. Fix: give it in octal, such as '0600' (or '0640' with "
+                    "group)" % text)
         value = int(text, 8)
     if value & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
         return ("mode %s lets other users read or change the gateway password. Fix: use 0600, or 0640 "

@@ -61,9 +61,16 @@ def sink():
     listener.close()
 
 
+_CLIENT_CERTS = {}
+
+
 def _client_cert(pki, name="foces-01"):
-    with open(pki["entities"][name]["p12"], "rb") as handle:
-        return _http.client_cert_from_bundle(_oces.load_bundle(handle.read(), passphrase=pki["passphrase"]))
+    """The entity's certificate and key, read once (PKCS#12 decryption is slow)."""
+    if name not in _CLIENT_CERTS:
+        with open(pki["entities"][name]["p12"], "rb") as handle:
+            bundle = _oces.load_bundle(handle.read(), passphrase=pki["passphrase"])
+        _CLIENT_CERTS[name] = _http.client_cert_from_bundle(bundle)
+    return _CLIENT_CERTS[name]
 
 
 def _session(pki, **kwargs):

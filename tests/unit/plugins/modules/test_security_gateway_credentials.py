@@ -126,7 +126,7 @@ def test_empty_values_fail_and_leave_the_file_alone(capsys, tmp_path, values):
     assert PASSWORD not in result["msg"]
 
 
-@pytest.mark.parametrize("mode", ["0644", "0604", "0660", 0o644])
+@pytest.mark.parametrize("mode", ["0644", "0604", "0660", 0o644, "u=rw,o=r"])
 def test_modes_that_expose_the_password_are_refused(capsys, tmp_path, mode):
     dest = tmp_path / "gateway-credentials.json"
     result = run_module(capsys, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD,
