@@ -5,7 +5,13 @@
 """Client of the UFST certificate portal's API (docs/portal-api.md).  Knows no Ansible.
 
 This is the ONLY file that knows the portal's URLs, paths and JSON shapes: pointing the collection
-at another portal API means changing this file alone.
+at another portal API means changing this file alone.  Every answer is checked against the shape it
+must have before anything is done with it: an answer of another shape raises ``PortalError`` with
+``code="invalid_answer"`` (a portal, proxy or impostor that answers 200 with something else must not
+lead to a logon, a "registered" result or a credentials file full of nulls).
+
+``check_base_url(url)`` raises ``PortalError`` (``code="invalid_portal_url"``) unless ``url`` is an
+``https://`` URL; ``PortalClient`` calls it too.
 
 ``PortalClient(session, base_url)`` wraps an ``_http.DmsSession`` that presents the OCES3
 certificate.  Each method is one call of the API and returns plain data; failures raise
@@ -15,7 +21,9 @@ password (request bodies are never put into messages; the portal's ``detail`` ne
 
 from __future__ import annotations
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _http
+from urllib.parse import urlsplit
+
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _gateway_credentials, _http, _identity
 
 DEFAULT_PORTAL_URLS = {
     "test": "https://secureftp.gatewaytest.skat.dk/PortalCertApp",
@@ -100,6 +108,23 @@ _ERROR_CLASSES = {
 }
 
 
+def check_base_url(url):
+    """Refuse a portal URL that is not https: the logon sends the portal password."""
+    parts = urlsplit(url or "")
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise PortalError("portal_url %s is not an https:// URL; nothing was sent. Fix: give the "
+                          "portal's https:// address (the default of environment, or for the sandbox "
+                          "the portal_url of its sandbox.json)." % _http.origin(url),
+                          code="invalid_portal_url")
+    return url.rstrip("/")
+
+
+def _invalid(what, expected):
+    return PortalError("%s: the portal answered 200 without %s. Nothing was done with the answer. "
+                       "Fix: check that portal_url points at the certificate portal API (not a proxy "
+                       "or another service), and retry later." % (what, expected), code="invalid_answer")
+
+
 def _error(response, what):
     """The ``PortalError`` for a non-2xx answer."""
     base = _http.error_from_response(response, what)
@@ -121,7 +146,7 @@ class PortalClient:
 
     def __init__(self, session, base_url):
         self.session = session
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url)
         self.token = None
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -146,13 +171,23 @@ class PortalClient:
             raise PortalError("%s: the portal answered HTTP %d with something that is not JSON. Fix: "
                               "check portal_url points at the certificate portal API."
                               % (what, response.status_code), code="invalid_answer") from None
-        return body if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            raise _invalid(what, "a JSON object")
+        return body
 
     # -- the calls (docs/portal-api.md) ------------------------------------------------------------
     def whoami(self):
-        """Who the presented certificate is: ``user_id``, ``account_state`` (new|active|locked) ..."""
-        return self._call("GET", "/api/whoami", "Selecting the certificate (GET /api/whoami)",
-                          auth=False)
+        """Who the presented certificate is: ``user_id`` (a portal user id), ``account_state``
+        (new|active|locked) ...; an answer without a known state or a user id is invalid."""
+        what = "Selecting the certificate (GET /api/whoami)"
+        body = self._call("GET", "/api/whoami", what, auth=False)
+        if body.get("account_state") not in ACCOUNT_STATES:
+            raise _invalid(what, "a known account state (%s)" % " | ".join(ACCOUNT_STATES))
+        try:
+            _identity.parse_portal_user_id(body.get("user_id"))
+        except _identity.IdentityError:
+            raise _invalid(what, "a user id of the form CVR_<cvr>_UI_<uuid>") from None
+        return body
 
     def login(self, user_id, password):
         """Log on; returns ``password_change_required``.  Raises ``InvalidCredentials`` /
@@ -176,9 +211,8 @@ class PortalClient:
     def overview(self):
         """The certificate overview: ``registration_status``, ``se_number``, ``email``,
         ``interfaces``, ``gateway_user`` (null until registered) ..."""
-        body = self._call("GET", "/api/certificate", "Reading the certificate overview (GET /api/certificate)")
-        body["interfaces"] = sorted(body.get("interfaces") or [])
-        return body
+        what = "Reading the certificate overview (GET /api/certificate)"
+        return _checked_overview(self._call("GET", "/api/certificate", what), what)
 
     def request_registration(self):
         """Press "Register certificate".  Returns ``(requested, registration_status)``: requested is
@@ -192,9 +226,14 @@ class PortalClient:
             if exc.status == 409 and exc.code in ("already_registered", "registration_in_progress"):
                 status = exc.body.get("registration_status") or (
                     "registered" if exc.code == "already_registered" else "in_progress")
+                if status not in REGISTRATION_STATES:
+                    raise _invalid("Requesting the registration", "a known registration status") from None
                 return False, status
             raise
-        return True, body.get("registration_status", "in_progress")
+        status = body.get("registration_status", "in_progress")
+        if status not in REGISTRATION_STATES:
+            raise _invalid("Requesting the registration", "a known registration status")
+        return True, status
 
     def set_se_number(self, se_number):
         """``se_number`` 8 digits or None to clear; returns the new overview."""
@@ -210,15 +249,16 @@ class PortalClient:
                          "Updating the interfaces (PUT /api/certificate/interfaces)")
 
     def _put(self, path, body, what):
-        answer = self._call("PUT", path, what, json_body=body)
-        answer["interfaces"] = sorted(answer.get("interfaces") or [])
-        return answer
+        return _checked_overview(self._call("PUT", path, what, json_body=body), what)
 
     def gateway_credentials(self):
         """``{"gateway_user", "gateway_password"}``; ``NotRegistered`` before registration."""
-        body = self._call("GET", "/api/certificate/gateway-credentials",
-                          "Reading the gateway credentials (GET /api/certificate/gateway-credentials)")
-        return {"gateway_user": body.get("gateway_user"), "gateway_password": body.get("gateway_password")}
+        what = "Reading the gateway credentials (GET /api/certificate/gateway-credentials)"
+        body = self._call("GET", "/api/certificate/gateway-credentials", what)
+        try:
+            return _gateway_credentials.checked(body.get("gateway_user"), body.get("gateway_password"))
+        except _gateway_credentials.CredentialsError:
+            raise _invalid(what, "a gateway user and a gateway password (non-empty text)") from None
 
     def logout(self):
         """Log out; best effort (a session also expires by itself)."""
@@ -229,6 +269,17 @@ class PortalClient:
         except PortalError:
             pass
         self.token = None
+
+
+def _checked_overview(body, what):
+    """An overview (also the answer of every settings call) must say where the registration is."""
+    if body.get("registration_status") not in REGISTRATION_STATES:
+        raise _invalid(what, "a known registration status (%s)" % " | ".join(REGISTRATION_STATES))
+    interfaces = body.get("interfaces") or []
+    if not isinstance(interfaces, list):
+        raise _invalid(what, "a list of interfaces")
+    body["interfaces"] = sorted(interfaces)
+    return body
 
 
 def settings_of(overview):

@@ -17,6 +17,7 @@ import sys
 import time
 
 from dms_sandbox import pki as pki_module
+from dms_sandbox.adminclient import AdminClient
 
 # Demo secrets: they protect throw-away sandbox certificates only. Real inventories keep theirs in an
 # ansible-vault file whose password is not in the repository (see examples/inventory/README.md).
@@ -107,11 +108,7 @@ class Sandbox:
                        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
     def _admin(self, method, path, body=None):
-        import requests  # pylint: disable=import-outside-toplevel
-
-        response = requests.request(method, self.info["admin_url"] + path, json=body, timeout=30)
-        response.raise_for_status()
-        return response.json() if response.content else None
+        return AdminClient(self.info).call(method, path, body)
 
     def counters(self):
         return self._admin("GET", "/counters")

@@ -290,6 +290,7 @@ class Sandbox:
         }
         for name, service in services.items():
             self.servers[name] = _bind(service, previous.get(name))
+        self.admin.allow_port(self.servers["admin"].server_address[1])
         for name, server in self.servers.items():
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                       name="serve-" + name, daemon=True)
@@ -304,6 +305,7 @@ class Sandbox:
             "portal_url": "https://%s:%d%s" % (LOOPBACK, ports["portal"], portal_module.BASE_PATH),
             "gateway_url": "https://%s:%d" % (LOOPBACK, ports["gateway"]),
             "admin_url": "http://%s:%d" % (LOOPBACK, ports["admin"]),
+            "admin_token": self.admin.token,
             "ca_bundle": self.pki["server"]["ca_bundle"],
             "gateway_certificate": self.pki["server"]["gateway_signing"]["cert"],
             "pki_dir": self.pki.get("_dir"),

@@ -75,8 +75,11 @@ def _read_json(path):
 
 
 def _write_json_atomically(path, document):
+    """Mode 0600 from the first byte: sandbox.json holds the admin API's token."""
     temporary = "%s.%d.tmp" % (path, os.getpid())
-    with open(temporary, "w", encoding="utf-8") as handle:
+    _remove(temporary)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=1, sort_keys=True)
         handle.write("\n")
     os.replace(temporary, path)
