@@ -51,4 +51,7 @@ def test_the_secret_options_are_the_expected_ones():
         "registration/main/registration_pkcs12_passphrase",
         "rotation/main/rotation_certificate_content", "rotation/main/rotation_certificate_passphrase",
         "connectivity/main/connectivity_private_key_passphrase",
+        # package index URLs and the proxy may carry user:password
+        "prerequisites/main/prerequisites_pip_index_url", "prerequisites/main/prerequisites_pip_extra_index_urls",
+        "prerequisites/main/prerequisites_pip_proxy",
     ])
