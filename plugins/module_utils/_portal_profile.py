@@ -30,6 +30,7 @@ This file and the profile are the ONLY places that know the portal's URLs, paths
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import namedtuple
@@ -47,9 +48,11 @@ except ImportError as _exc:  # pragma: no cover - reported by the module with mi
 
 try:
     import yaml
+    from yaml import YAMLError
     HAS_YAML = True
 except ImportError:  # pragma: no cover - a profile file is then read as JSON
     HAS_YAML = False
+    YAMLError = ValueError
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile_default
 
@@ -126,7 +129,7 @@ Expression = namedtuple("Expression", ["compiled", "text", "values"])
 PortalFailure = namedtuple("PortalFailure", ["code", "detail", "attempts_remaining", "registration_status"])
 
 FIX_PROFILE = ("correct the portal API profile (docs/portal-api.md says how each part is written), or "
-               "leave portal_api_profile unset for the built-in one")
+               "leave portal_api_profile unset for the built-in one.")
 
 
 class ProfileError(ValueError):
@@ -144,16 +147,17 @@ class AnswerError(ValueError):
 
 
 # -- loading -----------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
 def default_profile():
-    """The built-in profile (the model of docs/portal-api.md)."""
+    """The built-in profile (the model of docs/portal-api.md), validated once per process."""
     return load(content=_portal_profile_default.PROFILE, source="built-in profile")
 
 
 def load(path=None, content=None, source=None):
     """Read and validate a profile from ``path`` (a YAML or JSON file) or ``content`` (a dict)."""
     if not HAS_JMESPATH:
-        raise ProfileError("the portal API profile needs the Python library jmespath. Fix: install "
-                           "jmespath on the host the module runs on")
+        raise ProfileError("The portal API profile needs the Python library jmespath. Fix: install "
+                           "jmespath on the host the module runs on.")
     if path is not None:
         source = source or path
         content = _read_file(path)
@@ -166,15 +170,15 @@ def _read_file(path):
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError("cannot read the portal API profile %s (%s). Fix: give the path of a YAML or "
-                           "JSON file on the host the module runs on" % (path, exc)) from None
+        raise ProfileError("Cannot read the portal API profile %s (%s). Fix: give the path of a YAML or "
+                           "JSON file on the host the module runs on." % (path, exc)) from None
     try:
         if HAS_YAML:
             return yaml.safe_load(text)
         return json.loads(text)
-    except (ValueError, getattr(yaml, "YAMLError", ValueError)) as exc:
+    except (ValueError, YAMLError) as exc:
         kind = "YAML" if HAS_YAML else "JSON (PyYAML is not installed on this host, so YAML cannot be read)"
-        raise ProfileError("the portal API profile %s is not valid %s: %s. Fix: correct the file"
+        raise ProfileError("The portal API profile %s is not valid %s: %s. Fix: correct the file."
                            % (path, kind, " ".join(str(exc).split()))) from None
 
 
@@ -190,7 +194,7 @@ class _Validator:
 
     def profile(self, document):
         if not isinstance(document, dict):
-            raise ProfileError("the portal API profile %s is not a mapping (got %s). Fix: %s"
+            raise ProfileError("The portal API profile %s is not a mapping (got %s). Fix: %s"
                                % (self.source, _type_name(document), FIX_PROFILE))
         self._known_keys("profile", document, ("profile_format", "name", "description", "base_urls",
                                                "session", "errors", "calls"))
@@ -205,7 +209,7 @@ class _Validator:
             "calls": self._calls(document.get("calls")),
         }
         if self.problems:
-            raise ProfileError("the portal API profile %s is not valid: %s. Fix: %s"
+            raise ProfileError("The portal API profile %s is not valid: %s. Fix: %s"
                                % (self.source, "; ".join(self.problems), FIX_PROFILE))
         return compiled
 

@@ -95,7 +95,7 @@ def test_a_json_file_loads_too(tmp_path):
 def test_each_mistake_is_named_by_call_and_field(change, expected):
     message = _broken(change)
     assert expected in message
-    assert message.startswith("the portal API profile given as data is not valid: ")
+    assert message.startswith("The portal API profile given as data is not valid: ")
     assert message.endswith("Fix: %s" % profiles.FIX_PROFILE)
 
 
@@ -119,7 +119,7 @@ def test_a_file_that_is_not_a_profile(tmp_path):
     bad_yaml.write_text("calls: [unclosed\n")
     with pytest.raises(profiles.ProfileError, match="is not valid YAML"):
         profiles.load(path=str(bad_yaml))
-    with pytest.raises(profiles.ProfileError, match="cannot read the portal API profile"):
+    with pytest.raises(profiles.ProfileError, match="Cannot read the portal API profile"):
         profiles.load(path=str(tmp_path / "missing.yml"))
     listing = tmp_path / "list.yml"
     listing.write_text("- a\n- b\n")
