@@ -395,14 +395,9 @@ def _strings(template):
     """Every string in a body template (keys are fixed names, values may hold placeholders)."""
     if isinstance(template, str):
         yield template
-    elif isinstance(template, dict):
-        for item in template.values():
-            for text in _strings(item):
-                yield text
-    elif isinstance(template, list):
-        for item in template:
-            for text in _strings(item):
-                yield text
+    elif isinstance(template, (dict, list)):
+        for item in template.values() if isinstance(template, dict) else template:
+            yield from _strings(item)
 
 
 def _type_name(value):

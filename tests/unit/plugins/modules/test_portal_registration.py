@@ -167,3 +167,10 @@ def test_the_profile_can_be_given_as_data_and_chooses_the_base_url():
     built_in = module_code.load_profile(ProfileModule())
     assert module_code.portal_base_url(ProfileModule(environment="production"), built_in) == \
         "https://secureftpgateway.skat.dk/PortalCertApp"
+
+
+def test_without_jmespath_the_task_says_which_library_is_missing(monkeypatch):
+    monkeypatch.setattr(module_code._portal_profile, "HAS_JMESPATH", False)  # pylint: disable=protected-access
+    with pytest.raises(Failed) as failed:
+        module_code.load_profile(ProfileModule())
+    assert "jmespath" in failed.value.args[0]["msg"]
