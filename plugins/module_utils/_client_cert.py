@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import os
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _http, _oces
 
 CLIENT_CERTIFICATE_OPTIONS = ("pkcs12_path", "pkcs12_content", "pkcs12_passphrase",
                               "certificate_path", "private_key_path", "private_key_passphrase")
@@ -98,8 +97,7 @@ def load_client_certificate(module):
     the certificate is OCES3, unexpired etc. is left to the caller and the server, which report it
     in their own words.
     """
-    if not _oces.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"))
+    _deps.require(module, "cryptography")
     params = module.params
     try:
         if params.get("pkcs12_content"):
@@ -128,8 +126,7 @@ def base_url(module, option, defaults):
 
 def create_session_for(module, bundle=None):
     """An ``_http.DmsSession`` from the connection options, presenting ``bundle`` if given."""
-    if not _http.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"))
+    _deps.require(module, "requests")
     params = module.params
     if params["timeout"] <= 0:
         module.fail_json(msg="timeout must be a positive number of seconds. Fix: set timeout >= 1.")

@@ -318,12 +318,10 @@ probe:
   sample: ping
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _client_cert, _connectivity
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _client_cert, _connectivity, _deps
 
 
 def _argument_spec():
@@ -350,18 +348,6 @@ def _argument_spec():
     spec = _client_cert.merge_specs(_client_cert.client_certificate_spec(),
                                     _client_cert.connection_spec(default_retries=2), own)
     return spec
-
-
-def _missing_library(module):
-    for flag, name, error in ((_as4.HAS_LXML, "lxml", getattr(_as4, "LXML_IMPORT_ERROR", None)),
-                              (_as4.HAS_SIGNXML, "signxml", getattr(_as4, "SIGNXML_IMPORT_ERROR", None)),
-                              (_as4.HAS_CRYPTOGRAPHY, "cryptography",
-                               getattr(_as4, "CRYPTOGRAPHY_IMPORT_ERROR", None)),
-                              (_connectivity.HAS_REQUESTS, "requests", None)):
-        if not flag:
-            module.fail_json(msg=missing_required_lib(name),
-                             exception="".join(traceback.format_exception_only(type(error), error))
-                             if error is not None else None)
 
 
 def _receipt_signers(module):
@@ -398,7 +384,7 @@ def _layers(module):
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **_argument_spec())
-    _missing_library(module)
+    _deps.require(module, "cryptography", "requests", "lxml", "signxml")
     params = module.params
     if params["probe"] == "pull" and not params["allow_dequeue"]:
         module.fail_json(

@@ -242,12 +242,11 @@ certificate:
 import base64
 import binascii
 import os
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _files, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _files, _oces
 
 FILE_NAMES = {"cert": "cert.pem", "key": "key.pem", "chain": "chain.pem",
               "fullchain": "fullchain.pem", "pkcs12": "keystore.p12"}
@@ -488,10 +487,7 @@ def main():
         mutually_exclusive=[("src", "content")],
         supports_check_mode=True,
     )
-    if not _oces.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"),
-                         exception="".join(traceback.format_exception_only(
-                             type(_oces.CRYPTOGRAPHY_IMPORT_ERROR), _oces.CRYPTOGRAPHY_IMPORT_ERROR)))
+    _deps.require(module, "cryptography")
     result = {"changed": False, "files": {}, "changed_files": [], "backup_files": {},
               "diff": {"before": "", "after": "", "before_header": module.params["dest"],
                        "after_header": module.params["dest"]}}

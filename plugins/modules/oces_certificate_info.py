@@ -247,12 +247,11 @@ certificate_warnings:
 
 import base64
 import binascii
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _oces
 
 
 def read_source(module, path_option, content_option):
@@ -291,10 +290,7 @@ def main():
         required_one_of=[("path", "content")],
         supports_check_mode=True,
     )
-    if not _oces.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"),
-                         exception="".join(traceback.format_exception_only(
-                             type(_oces.CRYPTOGRAPHY_IMPORT_ERROR), _oces.CRYPTOGRAPHY_IMPORT_ERROR)))
+    _deps.require(module, "cryptography")
     try:
         data = read_source(module, "path", "content")
         key_data = None

@@ -37,7 +37,7 @@ description:
 author:
   - dkcustoms.dms developers (@dkcustoms)
 requirements:
-  - jmespath (on the host the module runs on)
+  - jmespath >= 1.0 (on the host the module runs on)
   - PyYAML, to read a O(portal_api_profile) written in YAML (a JSON file needs none)
 extends_documentation_fragment:
   - dkcustoms.dms.attributes
@@ -250,13 +250,14 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     HAS_FCNTL = False
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _files
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _deps, _files
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile
 
+LIBRARIES = ("cryptography", "requests", "jmespath")
 WAIT_FIRST_DELAY = 1.0
 WAIT_MAX_DELAY = 30.0
 
@@ -541,9 +542,6 @@ def validate_params(module):
 
 def load_profile(module):
     """The portal API profile to use, validated (the task fails here, before any request)."""
-    if not _portal_profile.HAS_JMESPATH:
-        module.fail_json(msg=missing_required_lib("jmespath"),
-                         exception=to_native(_portal_profile.JMESPATH_IMPORT_ERROR))
     params = module.params
     try:
         if params["portal_api_profile"]:
@@ -566,6 +564,7 @@ def portal_base_url(module, profile):
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **argument_spec())
+    _deps.require(module, *LIBRARIES)
     validate_params(module)
     profile = load_profile(module)
     base_url = portal_base_url(module, profile)

@@ -35,21 +35,32 @@ class FleetError(RuntimeError):
 
 
 class PlaybookRun:
-    """The outcome of one ansible-playbook run: return code, recap per host, wall time, output."""
+    """The outcome of one ansible-playbook run: return code, recap per host, wall time, output.
 
-    def __init__(self, returncode, recap, seconds, output, tasks):
+    HOSTS are the hosts the run was for: a recap that does not name exactly these (unparsed output, a
+    host left out) is not a success, and asking it which hosts changed is an error."""
+
+    def __init__(self, returncode, recap, seconds, output, tasks, hosts):
         self.returncode = returncode
         self.recap = recap
         self.seconds = seconds
         self.output = output
         self.tasks = tasks
+        self.hosts = set(hosts)
+
+    @property
+    def recap_complete(self):
+        return bool(self.hosts) and set(self.recap) == self.hosts
 
     @property
     def ok(self):
-        return self.returncode == 0 and all(
+        return self.returncode == 0 and self.recap_complete and all(
             int(r["failed"]) == 0 and int(r["unreachable"]) == 0 for r in self.recap.values())
 
     def changed_hosts(self):
+        if not self.recap_complete:
+            raise FleetError("the recap names %s, the run was for %s: nothing can be said about changes"
+                             % (sorted(self.recap) or "no host", sorted(self.hosts)))
         return sorted(host for host, r in self.recap.items() if int(r["changed"]) > 0)
 
 
@@ -104,6 +115,10 @@ class Sandbox:
 
     def counters(self):
         return self._admin("GET", "/counters")
+
+    def account(self, user_id):
+        """The account as the sandbox holds it (GET /accounts/<id>): states and timestamps, no secrets."""
+        return self._admin("GET", "/accounts/" + user_id)
 
     def set_faults(self, service, **faults):
         return self._admin("POST", "/faults", dict(faults, service=service))
@@ -231,7 +246,7 @@ class Fleet:
                 process.kill()
         seconds = time.monotonic() - started
         output = "".join(lines)
-        return PlaybookRun(process.returncode, parse_recap(output), seconds, output, count_tasks(output))
+        return PlaybookRun(process.returncode, parse_recap(output), seconds, output, count_tasks(output), self.hosts)
 
     def onboard(self, *args, **kwargs):
         return self.run("dkcustoms.dms.onboard", *args, **kwargs)
@@ -385,8 +400,8 @@ def main(argv=None):
         for host in sorted(assignment):
             result = second.recap.get(host)
             print("   %-14s changed=%s failed=%s" % (host, result and result["changed"], result and result["failed"]))
-        if not second.ok or second.changed_hosts() or set(second.recap) != set(assignment):
-            failures.append("run 2 was not changed=0 for every host: %s" % (second.changed_hosts() or second.recap))
+        if not second.ok or second.changed_hosts():
+            failures.append("run 2 was not changed=0 for every host: %s" % second.recap)
 
         totals = portal_totals(sandbox.counters())
         print("\n== portal: %(accounts)d accounts, %(registrations_requested)d registrations requested, "

@@ -1,5 +1,6 @@
 """Faults on demand, per service: latency, 503s, 429s with Retry-After, maintenance, dropped connections,
-stuck registrations and a bad server certificate.
+stuck registrations and a bad server certificate; drawn at random at a given rate, or scripted for the next
+requests (`script`), so a test can count on the answers it needs.
 
 One `Faults` object per service (`portal`, `gateway`). The server asks it before dispatching each request
 (`decide()`); the portal asks it how long a registration takes. Settings come from `serve` flags and from
@@ -12,6 +13,7 @@ import time
 
 SERVICES = ("portal", "gateway")
 SERVER_CERTIFICATES = ("valid", "expired", "wrong_host")
+SCRIPT_STEPS = ("serve", "rate_limit", "error", "drop")
 
 # name -> (type, default, help). Rates are probabilities 0..1 per request.
 FIELDS = {
@@ -26,6 +28,8 @@ FIELDS = {
     "server_certificate": (str, "valid", "TLS server certificate: valid | expired | wrong_host (new connections)"),
     "registration_delay_s": (float, 180.0, "seconds a registration takes to complete (portal only)"),
     "registration_stuck": (bool, False, "registrations never complete while set (portal only)"),
+    "script": (tuple, (), "answers to the next requests, in order, before the rates apply: a list (or comma-"
+                          "separated) of serve | rate_limit | error | drop; setting it replaces what is left"),
 }
 PORTAL_ONLY = ("registration_delay_s", "registration_stuck")
 
@@ -44,6 +48,13 @@ def _as_bool(name, value):
     raise FaultError("%s must be true or false, not %r" % (name, value))
 
 
+def _as_script(value):
+    steps = [step.strip() for step in value.split(",") if step.strip()] if isinstance(value, str) else value
+    if not isinstance(steps, (list, tuple)) or any(step not in SCRIPT_STEPS for step in steps):
+        raise FaultError("script is a list of steps (%s), not %r" % (" | ".join(SCRIPT_STEPS), value))
+    return tuple(steps)
+
+
 def coerce(name, value):
     """Check and convert one setting; raise FaultError naming the setting and its allowed values."""
     if name not in FIELDS:
@@ -51,6 +62,8 @@ def coerce(name, value):
     kind = FIELDS[name][0]
     if kind is bool:
         return _as_bool(name, value)
+    if kind is tuple:
+        return _as_script(value)
     if kind is str:
         if value not in SERVER_CERTIFICATES:
             raise FaultError("%s must be one of %s, not %r" % (name, ", ".join(SERVER_CERTIFICATES), value))
@@ -121,24 +134,39 @@ class Faults:
         """What to do with the next request, after the added latency has been slept.
 
         Returns None (serve it), "drop" (close the connection without answering), or
-        (status, reason, headers) for an injected answer.
+        (status, reason, headers) for an injected answer. A scripted step, while one is left, takes the
+        place of the random draws (maintenance still comes first and leaves the script alone).
         """
         with self._lock:
             values = dict(self._values)
             maintenance_left = self._maintenance_until - time.time()
-            roll_drop, roll_limit, roll_error = (self._random.random() for _ in range(3))
+            in_maintenance = values["maintenance"] or maintenance_left > 0
+            step = None
+            if values["script"] and not in_maintenance:
+                step, self._values["script"] = values["script"][0], values["script"][1:]
+            rolls = {kind: self._random.random() for kind in ("drop", "rate_limit", "error")}
         if values["latency_ms"]:
             time.sleep(values["latency_ms"] / 1000.0)
-        if values["maintenance"] or maintenance_left > 0:
+        if in_maintenance:
             retry = int(maintenance_left) + 1 if maintenance_left > 0 else values["retry_after"]
             return 503, "maintenance", {"Retry-After": str(retry)}
-        if roll_drop < values["drop_rate"]:
-            return "drop"
-        if roll_limit < values["rate_limit_rate"]:
-            return 429, "rate_limited", {"Retry-After": str(values["retry_after"])}
-        if roll_error < values["error_rate"]:
-            return values["error_status"], "service_unavailable", {}
+        if step is not None:
+            return _answer(step, values)
+        for kind, roll in rolls.items():  # in this order: drop, rate limit, error
+            if roll < values[kind + "_rate"]:
+                return _answer(kind, values)
         return None
+
+
+def _answer(step, values):
+    """decide()'s answer for one step: serve | drop | rate_limit | error."""
+    if step == "drop":
+        return "drop"
+    if step == "rate_limit":
+        return 429, "rate_limited", {"Retry-After": str(values["retry_after"])}
+    if step == "error":
+        return values["error_status"], "service_unavailable", {}
+    return None
 
 
 def add_arguments(parser):
@@ -155,6 +183,8 @@ def add_arguments(parser):
             elif kind is str:
                 group.add_argument(flag, dest=dest, default=None, choices=SERVER_CERTIFICATES,
                                    help="%s: %s" % (service, text))
+            elif kind is tuple:
+                group.add_argument(flag, dest=dest, default=None, metavar="STEP,...", help="%s: %s" % (service, text))
             else:
                 group.add_argument(flag, dest=dest, default=None, metavar=kind.__name__.upper(),
                                    help="%s: %s" % (service, text))

@@ -35,17 +35,6 @@ def log(message):
     sys.stderr.flush()
 
 
-class _Unavailable:
-    """Stands in for the gateway while gateway.py is missing or broken: 501 on every request."""
-
-    def __init__(self, reason):
-        self.reason = reason
-
-    def handle(self, method, path, headers, body, peer_certificate_der):  # pylint: disable=unused-argument
-        return 501, {"Content-Type": "text/plain; charset=utf-8"}, (
-            "the AS4 gateway is not available in this sandbox: %s\n" % self.reason).encode("utf-8")
-
-
 def tls_context(cert_file, key_file, client_ca_files):
     """Server context: TLS 1.2+, client certificate requested and verified against client_ca_files."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -182,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
         if service.count:
             service.count("requests:" + service.name)
         decision = service.faults.decide() if service.faults else None
+        if decision is not None and service.count:
+            service.count("faults:%s:%s" % (service.name, "dropped" if decision == "drop" else decision[1]))
         if decision == "drop":
             # Hang up without a word, as an overloaded load balancer does.
             self.close_connection = True
@@ -265,10 +256,8 @@ class Sandbox:
         self._threads = []
 
     def _make_gateway(self):
-        try:
-            from dms_sandbox import gateway  # pylint: disable=import-outside-toplevel
-        except ImportError as exc:
-            return _Unavailable("dms_sandbox.gateway cannot be imported (%s)" % exc)
+        """The AS4 gateway; a sandbox without one does not start (a test would skip what it cannot reach)."""
+        from dms_sandbox import gateway  # pylint: disable=import-outside-toplevel
         signing = self.pki["server"]["gateway_signing"]
         with open(signing["cert"], "rb") as handle:
             cert_pem = handle.read()
@@ -283,7 +272,9 @@ class Sandbox:
                                    trusted_ca_pems=trusted, require_client_cert=self.require_client_cert_gateway)
         except Exception as exc:  # pylint: disable=broad-except
             log("gateway: cannot start: %s" % traceback.format_exc())
-            return _Unavailable("the gateway failed to start (%s: %s)" % (type(exc).__name__, exc))
+            raise ValueError("the AS4 gateway cannot start (%s: %s); the sandbox does not run without it. Fix: "
+                             "check server.gateway_signing in the pki.json of %s and the --client-ca files"
+                             % (type(exc).__name__, exc, self.pki.get("_dir") or "--pki")) from exc
 
     def _server_certificates(self):
         server = self.pki["server"]
@@ -326,7 +317,6 @@ class Sandbox:
             "client_ca_files": self.client_ca_files,
             "require_client_cert_gateway": self.require_client_cert_gateway,
             "gateway_user_form": self.store.gateway_user_form,
-            "gateway_available": not isinstance(self.gateway, _Unavailable),
             "pid": os.getpid(),
         }
 

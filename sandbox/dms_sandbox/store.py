@@ -367,10 +367,16 @@ class Store:
         rejected = {name[len("gateway:"):]: value for name, value in plain.items()
                     if name.startswith("gateway:") and name != "gateway:accepted"}
         by_service = {name[len("requests:"):]: value for name, value in plain.items() if name.startswith("requests:")}
+        faults = {"portal": {}, "gateway": {}}  # injected answers: {service: {"rate_limited": n, "dropped": n, ...}}
+        for name, value in plain.items():
+            if name.startswith("faults:"):
+                _prefix, service, kind = name.split(":", 2)
+                faults.setdefault(service, {})[kind] = value
         return {
             "requests": sum(by_service.values()),
             "requests_by_service": by_service,
             "accounts": accounts,
+            "faults": faults,
             "gateway": {
                 "accepted": plain.get("gateway:accepted", 0),
                 "rejected": rejected,

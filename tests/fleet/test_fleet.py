@@ -83,6 +83,9 @@ def test_shared_certificate_registers_once_and_rerun_changes_nothing(start_sandb
 
 
 def test_distinct_registrations_overlap(start_sandbox, make_fleet):
+    """The portal works on all 20 registrations at once. Measured by the sandbox's own clock: every one
+    was requested before the first one completed (a fleet that waited for each registration in turn
+    would send the next request only after the previous one's 20 s)."""
     delay = 20
     sandbox = start_sandbox(registration_delay=delay)
     hosts = {"distinct-%02d" % n: "foces-%02d" % n for n in range(1, 21)}
@@ -91,12 +94,13 @@ def test_distinct_registrations_overlap(start_sandbox, make_fleet):
     run = onboard(fleet)
 
     assert_ok(run)
-    totals = portal_totals(sandbox.counters())
-    assert totals["registrations_requested"] == 20
-    floor = fleet.run(fleet.ping_playbook(run.tasks), forks=20)
-    assert floor.ok, floor.output[-3000:]
-    assert run.seconds < delay + 2 * floor.seconds, (
-        "onboarding took %.1fs; registration delay %ss + 2 x ping floor %.1fs" % (run.seconds, delay, floor.seconds))
+    accounts = [sandbox.account(fleet.pki["entities"][entity]["portal_user_id"]) for entity in hosts.values()]
+    assert [(a["registration_status"], a["registrations_requested"]) for a in accounts] == [("registered", 1)] * 20
+    last_request = max(account["requested_at"] for account in accounts)
+    first_completion = min(account["completes_at"] for account in accounts)
+    assert last_request < first_completion, (
+        "registrations did not overlap: the last was requested %.1f s after the first completed"
+        % (last_request - first_completion))
 
 
 def test_rotation_rolls_back_a_rejected_certificate_and_switches_a_good_one(start_sandbox, make_fleet, pki):

@@ -128,13 +128,15 @@ class Sandbox:
                     self.info = info
                     return self
             if self.process.poll() is not None:
-                raise AssertionError("dms-sandbox serve exited with %s:\n%s" % (self.process.returncode, self.log()))
+                raise AssertionError("dms-sandbox serve exited with %s:\n%s" % (self.process.returncode,
+                                                                                 self.log()[-5000:]))
             time.sleep(0.05)
-        raise AssertionError("sandbox not ready after %s s:\n%s" % (STARTUP_TIMEOUT_S, self.log()))
+        raise AssertionError("sandbox not ready after %s s:\n%s" % (STARTUP_TIMEOUT_S, self.log()[-5000:]))
 
     def log(self):
+        """Everything the sandbox wrote to stderr so far."""
         with open(self.log_path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()[-5000:]
+            return handle.read()
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Signal the process and wait; return its exit status."""

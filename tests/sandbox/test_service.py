@@ -3,8 +3,11 @@
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -30,29 +33,70 @@ def test_readiness_file_names_everything_a_client_needs(sandbox, pki):
     assert box.admin("GET", "/health").json() == {"ok": True}
 
 
-def test_tls_is_1_2_or_newer(sandbox):
-    import ssl  # pylint: disable=import-outside-toplevel
-    import socket  # pylint: disable=import-outside-toplevel
+def _tls_1_1_only_client(ca_bundle):
+    """A client that speaks TLS 1.1 and nothing else. OpenSSL 3 allows TLS 1.1 (SHA-1 and MD5 in its
+    handshake) only at security level 0, so without @SECLEVEL=0 no server, however lax, could accept it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(ca_bundle)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
+    return context
+
+
+def _handshake(context, port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        return tls.version()
+
+
+def _tls_1_1_version_seen_by_a_lax_server(pki, client):
+    """The control: the version CLIENT gets from a loopback server (the sandbox's certificate) that allows
+    TLS 1.1. Raises ssl.SSLError when this OpenSSL cannot do TLS 1.1 at all."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki["server"]["cert"], pki["server"]["key"])
+    server.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server.minimum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+
+        def serve_one():
+            connection, _ = listener.accept()
+            try:
+                with server.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                connection.close()
+
+        thread = threading.Thread(target=serve_one, daemon=True)
+        thread.start()
+        try:
+            return _handshake(client, listener.getsockname()[1])
+        finally:
+            thread.join(10)
+
+
+def test_tls_is_1_2_or_newer(sandbox, pki, unavailable):
     box = sandbox()
     port = int(box.info["portal_url"].split(":")[2].split("/")[0])
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(box.info["ca_bundle"])
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", port)) as raw, \
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        assert tls.version() == "TLSv1.2"
+    assert _handshake(context, port) == "TLSv1.2"
+
     try:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_verify_locations(box.info["ca_bundle"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
-    except (ValueError, ssl.SSLError):
-        return  # this OpenSSL cannot even offer TLS 1.1
-    with pytest.raises((ssl.SSLError, OSError)):
-        with socket.create_connection(("127.0.0.1", port)) as raw, \
-                context.wrap_socket(raw, server_hostname="127.0.0.1"):
-            pass
+        old_client = _tls_1_1_only_client(box.info["ca_bundle"])
+        control = _tls_1_1_version_seen_by_a_lax_server(pki, old_client)
+    except (ValueError, ssl.SSLError) as exc:
+        unavailable("this OpenSSL (%s) cannot speak TLS 1.1 even at @SECLEVEL=0 (%s), so the sandbox's "
+                    "refusal of TLS 1.1 cannot be shown" % (ssl.OPENSSL_VERSION, exc))
+    assert control == "TLSv1.1"  # this client does speak TLS 1.1 to a server that allows it ...
+    with pytest.raises(ssl.SSLError) as refused:
+        _handshake(old_client, port)  # ... and the sandbox refuses it
+    assert refused.value.reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL"), refused.value
 
 
 def test_sigterm_stops_cleanly_and_removes_the_readiness_file(sandbox):
@@ -133,6 +177,25 @@ def test_rate_limit_answers_429_with_retry_after(sandbox):
     answer = box.client("foces-01").get("/api/whoami")
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "7"
     assert answer.json()["error"] == "rate_limited"
+    assert box.counters()["faults"]["portal"] == {"rate_limited": 1}
+
+
+def test_scripted_faults_answer_the_next_requests_in_order(sandbox):
+    box = sandbox("--portal-script", "rate_limit,serve", "--portal-retry-after", "7")
+    browser = box.client("foces-01")
+    limited = browser.get("/api/whoami")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
+    assert browser.get("/api/whoami").status_code == 200
+    faults = box.set_faults(portal={"script": ["error", "drop", "rate_limit"], "error_status": 500})
+    assert faults["portal"]["script"] == ["error", "drop", "rate_limit"] and faults["gateway"]["script"] == []
+    assert browser.get("/api/whoami").status_code == 500
+    with pytest.raises(requests.exceptions.ConnectionError):
+        browser.get("/api/whoami")
+    assert browser.get("/api/whoami").status_code == 429
+    assert box.admin("GET", "/faults").json()["portal"]["script"] == []
+    assert browser.get("/api/whoami").status_code == 200  # the script is used up and every rate is 0
+    assert box.counters()["faults"] == {"portal": {"rate_limited": 2, "service_unavailable": 1, "dropped": 1},
+                                        "gateway": {}}
 
 
 def test_dropped_connections(sandbox):
@@ -189,7 +252,8 @@ def test_invalid_faults_are_refused_whole(sandbox):
     box = sandbox()
     for body in ({"portal": {"error_rate": 2}}, {"portal": {"no_such_fault": 1}}, {"mail": {"error_rate": 0.1}},
                  {"gateway": {"registration_stuck": True}}, {"portal": {"server_certificate": "bogus"}},
-                 {"portal": {"latency_ms": -1}}, {"portal": {"maintenance": "perhaps"}}):
+                 {"portal": {"latency_ms": -1}}, {"portal": {"maintenance": "perhaps"}},
+                 {"portal": {"script": ["rate_limit", "explode"]}}, {"portal": {"script": 429}}):
         request = dict(body)
         request.setdefault("gateway", {"latency_ms": 5})  # a valid part, which must not be applied either
         answer = box.admin("POST", "/faults", request)
@@ -261,8 +325,11 @@ def test_no_secret_reaches_the_log(sandbox):
     browser.register_and_wait()
     password = browser.get("/api/certificate/gateway-credentials").json()["gateway_password"]
     browser.logon("Wrong-Password-Attempt-1")
+    for _ in range(60):  # more log after the secrets than a look at the log's tail would cover
+        browser.get("/api/whoami")
     box.stop()
     log = box.log()
     assert "/api/certificate/gateway-credentials" in log  # the log is there, and says what was called
+    assert log.index("POST /PortalCertApp/api/session/password") < len(log) - 5000
     for secret in (token, password, "Sandbox-Password-2026", "Wrong-Password-Attempt-1"):
         assert secret not in log

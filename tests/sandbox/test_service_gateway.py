@@ -1,6 +1,10 @@
 """Portal and gateway together over HTTPS, through the real store: what the portal does decides what the
 gateway accepts. (The gateway's own checks are in test_gateway.py, against a fake store.)"""
 
+import json
+import subprocess
+import sys
+
 import pytest
 import requests
 from cryptography import x509
@@ -44,20 +48,34 @@ def _ready(box, name="foces-01"):
     return browser.get("/api/certificate/gateway-credentials").json(), Signer(box.pki["entities"][name])
 
 
-def _skip_without_gateway(instance):
-    if not instance.info.get("gateway_available"):
-        pytest.skip("dms_sandbox.gateway is not available")
-    return instance
-
-
 @pytest.fixture()
 def box(sandbox):
-    return _skip_without_gateway(sandbox(registration_delay=1))
+    return sandbox(registration_delay=1)
+
+
+def test_a_gateway_that_cannot_start_stops_the_sandbox(tmp_path, pki):
+    """No sandbox without its gateway: the portal alone would let gateway tests pass by not running."""
+    broken = json.loads(json.dumps(pki))
+    (tmp_path / "garbage-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    broken["server"]["gateway_signing"]["key"] = str(tmp_path / "garbage-key.pem")
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "pki.json").write_text(json.dumps(broken))
+    state = tmp_path / "state"
+    try:
+        result = subprocess.run([sys.executable, "-m", "dms_sandbox", "serve", "--state", str(state), "--pki",
+                                 str(tmp_path / "pki"), "--detach", "--ttl", "60"],
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode != 0 and "before it was ready" in result.stderr, result.stdout + result.stderr
+        assert "the AS4 gateway cannot start" in (state / "sandbox.log").read_text()
+        assert not (state / "sandbox.json").exists()
+    finally:
+        subprocess.run([sys.executable, "-m", "dms_sandbox", "stop", "--state", str(state)], capture_output=True,
+                       timeout=60, check=False)
 
 
 def test_gateway_follows_the_portal_registration(sandbox):
     # Held (registration_stuck) while the pending answer is checked, so a slow machine cannot race it.
-    box = _skip_without_gateway(sandbox("--registration-stuck", registration_delay=0.5))
+    box = sandbox("--registration-stuck", registration_delay=0.5)
     browser = box.client("foces-01").activate()
     signer = Signer(box.pki["entities"]["foces-01"])
     user = browser.user_id  # the UI form: what the gateway user will be
@@ -116,7 +134,7 @@ def test_replayed_message_is_refused_through_the_store(box):
 
 
 def test_required_client_certificate(sandbox):
-    box = _skip_without_gateway(sandbox("--require-client-cert-gateway", registration_delay=1))
+    box = sandbox("--require-client-cert-gateway", registration_delay=1)
     credentials, signer = _ready(box)
     user, password = credentials["gateway_user"], credentials["gateway_password"]
     assert _send(box, user, password, signer).status_code == 403

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import jinja2
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -39,7 +40,6 @@ def test_parse():
 
 
 def test_through_jinja2():
-    jinja2 = pytest.importorskip("jinja2")
     env = jinja2.Environment()
     env.filters.update(plugin.FilterModule().filters())
     out = env.from_string("{{ (cvr | portal_user_id(uuid)) | parse_portal_user_id | json }}"

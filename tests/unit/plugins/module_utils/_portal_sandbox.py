@@ -38,16 +38,17 @@ def load_pki(directory):
         return json.load(handle)
 
 
-def start(state, pki_directory, shape, *flags):
-    """Start a sandbox serving the portal API in ``shape``; its sandbox.json."""
-    subprocess.run(["dms-sandbox", "serve", "--state", state, "--pki", pki_directory, "--detach", "--ttl", "600",
+def start(command, state, pki_directory, shape, *flags):
+    """Start a sandbox (``command``: the dms-sandbox command) serving the portal API in ``shape``; its
+    sandbox.json."""
+    subprocess.run([command, "serve", "--state", state, "--pki", pki_directory, "--detach", "--ttl", "600",
                     "--portal-api", shape] + list(flags), check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(state, "sandbox.json"), encoding="utf-8") as handle:
         return json.load(handle)
 
 
-def stop(state):
-    subprocess.run(["dms-sandbox", "stop", "--state", state], check=False, stdout=subprocess.DEVNULL)
+def stop(command, state):
+    subprocess.run([command, "stop", "--state", state], check=False, stdout=subprocess.DEVNULL)
 
 
 def profile_for(shape):

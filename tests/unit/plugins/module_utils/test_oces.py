@@ -5,14 +5,14 @@
 """_oces: loading (PKCS#12 of several makers, PEM, DER), error classification, OCES3 classification.
 
 Certificates are made here with cryptography (small EC/RSA keys, fast); PKCS#12 files also with the
-openssl and keytool command-line tools when they are installed, as users get them."""
+openssl and keytool command-line tools, as users get them (a missing tool fails under CI and skips
+elsewhere: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid as uuidlib
@@ -146,14 +146,13 @@ def test_der_certificate_alone_has_no_key(ca):
 
 
 @pytest.mark.parametrize("args", [["-legacy"], []], ids=["legacy-rc2-3des", "default-aes"])
-def test_openssl_made_pkcs12(ca, tmp_path, args):
-    if not shutil.which("openssl"):
-        pytest.skip("openssl command not installed")
+def test_openssl_made_pkcs12(ca, tmp_path, args, require_tool):
+    openssl = require_tool("openssl")
     cert, key, _uid = ca.issue()
     (tmp_path / "c.pem").write_bytes(_pem(cert, ca.cert))
     (tmp_path / "k.pem").write_bytes(_pem(key))
     out = tmp_path / "o.p12"
-    subprocess.run(["openssl", "pkcs12", "-export", *args, "-in", str(tmp_path / "c.pem"), "-inkey",
+    subprocess.run([openssl, "pkcs12", "-export", *args, "-in", str(tmp_path / "c.pem"), "-inkey",
                     str(tmp_path / "k.pem"), "-out", str(out), "-passout", "pass:" + PASS], check=True)
     bundle = _oces.load_bundle(out.read_bytes(), PASS)
     assert bundle.certificate == cert and bundle.key_matches and bundle.chain == [ca.cert]
@@ -162,11 +161,10 @@ def test_openssl_made_pkcs12(ca, tmp_path, args):
     assert err.value.reason == "wrong_passphrase"
 
 
-def test_keytool_made_pkcs12(tmp_path):
-    if not shutil.which("keytool"):
-        pytest.skip("keytool not installed")
+def test_keytool_made_pkcs12(tmp_path, require_tool):
+    keytool = require_tool("keytool")
     store = tmp_path / "kt.p12"
-    subprocess.run(["keytool", "-genkeypair", "-storetype", "PKCS12", "-keystore", str(store),
+    subprocess.run([keytool, "-genkeypair", "-storetype", "PKCS12", "-keystore", str(store),
                     "-storepass", PASS, "-alias", "dms", "-keyalg", "RSA", "-keysize", "2048",
                     "-dname", "CN=keytool-made", "-validity", "30"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -175,19 +173,24 @@ def test_keytool_made_pkcs12(tmp_path):
     assert _oces.describe(bundle)["oces_generation"] == "unknown"
 
 
-def test_written_keystore_roundtrip_and_keytool(ca, tmp_path):
+def test_written_keystore_roundtrip(ca):
     cert, key, _uid = ca.issue()
     bundle = _oces.load_bundle(_pem(cert, key, ca.cert, ca.root))
     data = _oces.pkcs12_bytes(bundle, "store-pass-1", "dms")
     again = _oces.load_bundle(data, "store-pass-1")
     assert again.certificate == cert and _oces.same_key(again.private_key, key)
     assert _oces.same_certificates(again.chain, bundle.chain)
-    if shutil.which("keytool"):
-        (tmp_path / "ks.p12").write_bytes(data)
-        out = subprocess.run(["keytool", "-list", "-keystore", str(tmp_path / "ks.p12"), "-storepass",
-                              "store-pass-1", "-storetype", "PKCS12"], check=True, capture_output=True,
-                             text=True).stdout
-        assert "dms," in out and "PrivateKeyEntry" in out
+
+
+def test_written_keystore_opens_in_keytool(ca, tmp_path, require_tool):
+    keytool = require_tool("keytool")
+    cert, key, _uid = ca.issue()
+    data = _oces.pkcs12_bytes(_oces.load_bundle(_pem(cert, key, ca.cert, ca.root)), "store-pass-1", "dms")
+    (tmp_path / "ks.p12").write_bytes(data)
+    out = subprocess.run([keytool, "-list", "-keystore", str(tmp_path / "ks.p12"), "-storepass",
+                          "store-pass-1", "-storetype", "PKCS12"], check=True, capture_output=True,
+                         text=True).stdout
+    assert "dms," in out and "PrivateKeyEntry" in out
 
 
 def test_encrypted_key_pem_roundtrip(ca):
@@ -411,8 +414,9 @@ def test_decode_base64_allows_line_breaks_and_rejects_garbage():
 
 # ---------------------------------------------------------------- the test PKI ----
 
-@pytest.mark.skipif(not os.environ.get("DMS_PKI_DIR"), reason="DMS_PKI_DIR (make units with a PKI) not set")
-def test_every_entity_of_the_test_pki():
+def test_every_entity_of_the_test_pki(unavailable):
+    if not os.environ.get("DMS_PKI_DIR"):
+        unavailable("needs DMS_PKI_DIR, the test PKI `make units` makes and names")
     with open(os.path.join(os.environ["DMS_PKI_DIR"], "pki.json"), encoding="utf-8") as handle:
         pki = json.load(handle)
     for name, entity in pki["entities"].items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import sys
 import time
 
@@ -24,13 +23,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 import _portal_sandbox as shapes  # noqa: E402  pylint: disable=wrong-import-position
 
 PASSWORD = "Unit-Test-Portal-Pw-42"
-
-pytestmark = pytest.mark.skipif(shutil.which("dms-sandbox") is None,
-                                reason="needs the dms-sandbox command (pip install -e sandbox)")
+# Every run meets each transient fault the client retries: a 429 with Retry-After, a 503, a dropped connection.
+FAULT_SCRIPT = ["rate_limit", "error", "drop", "rate_limit", "error"]
+RETRY_AFTER_S = 30  # longer than any backoff (_http caps those at 10 s): a delay of 30 s comes from Retry-After
 
 
 @pytest.fixture(scope="module")
-def pki_dir():
+def pki_dir(require_tool):
+    """The test PKI; tests that use it (or the sandbox) need the dms-sandbox command (pip install -e sandbox)."""
+    require_tool("dms-sandbox")
     return shapes.pki_dir()
 
 
@@ -40,13 +41,14 @@ def pki(pki_dir):
 
 
 @pytest.fixture(scope="module", params=shapes.SHAPES)
-def sandbox(request, tmp_path_factory, pki_dir):
+def sandbox(request, tmp_path_factory, pki_dir, require_tool):
     """A sandbox per API shape; ``info["profile"]`` is the profile that fits it."""
+    command = require_tool("dms-sandbox")
     state = str(tmp_path_factory.mktemp("sandbox-%s" % request.param))
-    info = shapes.start(state, pki_dir, request.param, "--registration-delay", "1")
+    info = shapes.start(command, state, pki_dir, request.param, "--registration-delay", "1")
     info["profile"] = shapes.profile_for(request.param)
     yield info
-    shapes.stop(state)
+    shapes.stop(command, state)
 
 
 def _client(sandbox, pki, entity, base_url=None, profile=None, **kwargs):
@@ -58,8 +60,19 @@ def _client(sandbox, pki, entity, base_url=None, profile=None, **kwargs):
     return portal.PortalClient(session, base_url or sandbox["portal_url"], profile or sandbox["profile"])
 
 
+def _admin(sandbox, method, path, body=None):
+    """A call to the sandbox's admin API; its answer's JSON."""
+    answer = requests.request(method, sandbox["admin_url"] + path, json=body, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
 def _account(sandbox, user_id):
-    return requests.get(sandbox["admin_url"] + "/counters", timeout=10).json()["accounts"][user_id]
+    return _admin(sandbox, "GET", "/counters")["accounts"][user_id]
+
+
+def _faults_injected(sandbox):
+    return _admin(sandbox, "GET", "/counters")["faults"]["portal"]
 
 
 def _requests(sandbox):
@@ -162,26 +175,30 @@ def test_non_oces_certificate_is_refused_with_fix(sandbox, pki):
 
 
 def test_transient_faults_are_retried(sandbox, pki):
-    admin = sandbox["admin_url"] + "/faults"
-    requests.post(admin, json={"portal": {"error_rate": 0.3, "rate_limit_rate": 0.2,
-                                          "retry_after": 1, "drop_rate": 0.1}},
-                  timeout=10).raise_for_status()
+    entity = pki["entities"]["foces-06"]
+    before = _faults_injected(sandbox)
+    _admin(sandbox, "POST", "/faults", {"portal": {"script": FAULT_SCRIPT, "retry_after": RETRY_AFTER_S}})
     try:
         delays = []
-        client = _client(sandbox, pki, pki["entities"]["foces-06"], retries=12, sleep=delays.append)
+        client = _client(sandbox, pki, entity, retries=12, sleep=delays.append)
         for dummy in range(10):
-            assert client.whoami()["user_id"] == pki["entities"]["foces-06"]["portal_user_id"]
-        assert client.session.stats["retries"] > 0
+            assert client.whoami()["user_id"] == entity["portal_user_id"]
+        injected = _faults_injected(sandbox)
+        assert {kind: injected.get(kind, 0) - before.get(kind, 0) for kind in injected} == {
+            "rate_limited": 2, "service_unavailable": 2, "dropped": 1}
         events = client.session.retry_events
-        assert len(delays) == len(events)
-        assert all(event.delay == 1.0 for event in events if event.reason == "HTTP 429")  # Retry-After
+        assert [event.reason for event in events] == ["HTTP 429", "HTTP 503", "ConnectionError", "HTTP 429",
+                                                      "HTTP 503"]
+        assert [round(delay, 2) for delay in delays] == [event.delay for event in events]
+        assert client.session.stats["retries"] == 5
+        assert [event.delay for event in events if event.reason == "HTTP 429"] == [RETRY_AFTER_S] * 2
+        assert all(event.delay < RETRY_AFTER_S for event in events if event.reason != "HTTP 429")  # backoff
+        _admin(sandbox, "POST", "/faults", {"portal": {"error_rate": 1.0}})
         with pytest.raises(portal.PortalError) as gave_up:
-            requests.post(admin, json={"portal": {"error_rate": 1.0, "rate_limit_rate": 0, "drop_rate": 0}}, timeout=10).raise_for_status()
-            _client(sandbox, pki, pki["entities"]["foces-06"], retries=2).whoami()
+            _client(sandbox, pki, entity, retries=2).whoami()
         assert "after 3 attempts" in str(gave_up.value) and gave_up.value.status == 503
     finally:
-        requests.post(admin, json={"portal": {"error_rate": 0, "rate_limit_rate": 0, "drop_rate": 0}},
-                      timeout=10).raise_for_status()
+        _admin(sandbox, "POST", "/faults", {"portal": {"script": [], "error_rate": 0, "retry_after": 1}})
 
 
 def test_password_problem():

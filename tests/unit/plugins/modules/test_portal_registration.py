@@ -9,7 +9,6 @@ each API shape the sandbox serves, each with the profile that fits it."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 import pytest
@@ -24,12 +23,11 @@ import _portal_sandbox as shapes  # noqa: E402  pylint: disable=wrong-import-pos
 
 PASSWORD = "Unit-Test-Module-Pw-42"
 
-pytestmark = pytest.mark.skipif(shutil.which("dms-sandbox") is None,
-                                reason="needs the dms-sandbox command (pip install -e sandbox)")
-
 
 @pytest.fixture(scope="module")
-def pki_dir():
+def pki_dir(require_tool):
+    """The test PKI; the tests here need the dms-sandbox command (pip install -e sandbox)."""
+    require_tool("dms-sandbox")
     return shapes.pki_dir()
 
 
@@ -39,12 +37,14 @@ def pki(pki_dir):
 
 
 @pytest.fixture(scope="module", params=shapes.SHAPES)
-def sandbox(request, tmp_path_factory, pki_dir):
+def sandbox(request, tmp_path_factory, pki_dir, require_tool):
+    command = require_tool("dms-sandbox")
     state = str(tmp_path_factory.mktemp("sandbox-%s" % request.param))
-    info = shapes.start(state, pki_dir, request.param, "--registration-delay", "3", "--session-lifetime", "2")
+    info = shapes.start(command, state, pki_dir, request.param, "--registration-delay", "3",
+                        "--session-lifetime", "2")
     info["profile"] = shapes.profile_for(request.param)
     yield info
-    shapes.stop(state)
+    shapes.stop(command, state)
 
 
 class FakeModule:
@@ -170,7 +170,8 @@ def test_the_profile_can_be_given_as_data_and_chooses_the_base_url():
 
 
 def test_without_jmespath_the_task_says_which_library_is_missing(monkeypatch):
-    monkeypatch.setattr(module_code._portal_profile, "HAS_JMESPATH", False)  # pylint: disable=protected-access
+    monkeypatch.setitem(sys.modules, "jmespath", None)  # importing it now fails, as on a host without it
     with pytest.raises(Failed) as failed:
-        module_code.load_profile(ProfileModule())
-    assert "jmespath" in failed.value.args[0]["msg"]
+        module_code._deps.require(ProfileModule(), *module_code.LIBRARIES)  # pylint: disable=protected-access
+    assert failed.value.args[0]["missing_libraries"] == ["jmespath"]
+    assert "jmespath>=1.0" in failed.value.args[0]["msg"]
