@@ -42,8 +42,14 @@ options:
         connection, HTTP 5xx, HTTP 429), with exponential backoff and jitter, honouring
         C(Retry-After) up to 60 seconds.
       - Other answers (401, 403, validation errors, TLS verification failures) are never retried.
+      - A request that must not reach the service twice (a portal logon, whose failure counts towards
+        the lockout) is sent again at most once, and only when it surely was not processed.
     type: int
     default: 5
+notes:
+  - Only C(https://) URLs are used. Redirects are never followed (a redirect is an error that names where
+    it pointed), and answers larger than 1 MiB are not read.
 requirements:
-  - requests
+  - requests >= 2.32.4 (on the managed host; older versions would ignore O(ca_path) and the client
+    certificate, so the modules refuse to run with them)
 """

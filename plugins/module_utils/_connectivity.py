@@ -10,6 +10,11 @@ detail, hint}``; the first failure names ``failed_layer`` and ``result`` and the
 ``skipped``.  dns, tcp and tls use raw ``socket`` / ``ssl`` so that the three are told apart (a
 single HTTP library call would blur them into "connection error"); the AS4 message goes out with
 the collection's requests session (``_http``).  See docs/connectivity.md.
+
+The report also says what the answer's signature proved (``answer_signature``) and, when a pin file
+is used, offers the signer to pin (``pin``).  ``parse_pins`` / ``add_pin`` read and extend the pin
+file's text (one ``<gateway url> sha256:<hex>`` line per gateway, like SSH's known_hosts); writing
+it is the module's job (``_files.write_file``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import ssl
 import time
 from urllib.parse import quote, urlsplit
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _http
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _http, _oces
 
 try:
     from cryptography import x509
@@ -55,13 +60,15 @@ _ALERT_REJECTED = ("bad certificate", "certificate unknown", "access denied", "h
 
 class Settings:
     """Everything a run needs.  ``certificate``/``private_key``/``chain`` are cryptography objects;
-    ``receipt_signers`` a list of certificates (or empty)."""
+    ``signer_policy`` an ``_as4.SignerPolicy`` (who may sign the gateway's answers); ``pin_file`` (the
+    path, for hints) asks for the signer's fingerprint to be offered for pinning (``report["pin"]``)."""
 
     def __init__(self, url, gateway_user, gateway_password, certificate, private_key, chain=None,
                  ca_path=None, validate_certs=True, tls_client_certificate=False, timeout=30,
-                 retries=2, probe="ping", mpc=_as4.DEFAULT_MPC, receipt_signers=None, from_party=None,
-                 to_party=_as4.DEFAULT_TO_PARTY, from_party_type=_as4.DEFAULT_PARTY_TYPE,
-                 to_party_type=_as4.DEFAULT_PARTY_TYPE, key_reference="issuer_serial", layers=LAYERS):
+                 retries=2, probe="notification", mpc=_as4.DEFAULT_MPC, signer_policy=None,
+                 from_party=None, to_party=_as4.DEFAULT_TO_PARTY, from_party_type=_as4.DEFAULT_PARTY_TYPE,
+                 to_party_type=_as4.DEFAULT_PARTY_TYPE, key_reference="issuer_serial", layers=LAYERS,
+                 notification_service="DMS.Import", notification_window_minutes=5, pin_file=None):
         self.url = url.rstrip("/")
         self.gateway_user = gateway_user
         self.gateway_password = gateway_password
@@ -73,15 +80,24 @@ class Settings:
         self.tls_client_certificate = tls_client_certificate
         self.timeout = timeout
         self.retries = max(0, int(retries))
+        if probe not in _as4.PROBES:
+            raise ValueError("probe must be one of %s, not %r." % (", ".join(_as4.PROBES), probe))
         self.probe = probe
         self.mpc = mpc or _as4.DEFAULT_MPC
-        self.receipt_signers = receipt_signers or []
+        self.signer_policy = signer_policy or _as4.SignerPolicy()
         self.from_party = from_party or "%s_AS4" % gateway_user
         self.to_party = to_party
         self.from_party_type = from_party_type
         self.to_party_type = to_party_type
         self.key_reference = key_reference
         self.layers = layers or LAYERS
+        self.notification_service = notification_service
+        self.notification_window_minutes = int(notification_window_minutes)
+        self.pin_file = pin_file
+
+    @property
+    def pin_signer(self):
+        return bool(self.pin_file)
 
     @property
     def endpoint(self):
@@ -91,6 +107,16 @@ class Settings:
     def last_layer(self):
         """Checks run up to the deepest layer asked for; each needs the ones before it."""
         return max(LAYERS.index(name) for name in self.layers)
+
+    def submitter_id(self):
+        """The CVR the notification query sends as submitterId: read from the certificate."""
+        cvr = _oces.classify(self.certificate).get("cvr")
+        if not cvr:
+            raise ValueError(
+                "The certificate %s carries no CVR (organizationIdentifier NTRDK-<8 digits>), which the "
+                "notification probe sends as submitterId. Fix: use the OCES3 certificate registered for "
+                "the gateway user, or choose probe: ping or pull." % self.certificate.subject.rfc4514_string())
+        return cvr
 
 
 class LayerSkipped(Exception):
@@ -118,6 +144,8 @@ class Run:
                              "base URL, e.g. https://secureftpgatewaytest.skat.dk:6384." % settings.url)
         self.host = parts.hostname
         self.port = parts.port or 443
+        if settings.probe == "notification":
+            settings.submitter_id()  # a certificate without a CVR fails here, before anything is sent
         self.addresses = []      # getaddrinfo results
         self.reachable = None    # sockaddr tuple that accepted TCP
         self.tls_alert = None    # alert text seen in the plain TLS handshake, if the server refused
@@ -127,6 +155,7 @@ class Run:
         self.response = None
         self.post_error = None
         self.answer = None
+        self.notification = None  # the _as4.NotificationQuery of the last message sent
         self.warnings = []
 
 
@@ -424,19 +453,17 @@ def check_client_certificate_tls(run):
                           "A server that refuses a client certificate often just closes the "
                           "connection: set tls_client_certificate: true if the gateway requires "
                           "one, and use the registered OCES3 certificate.")
+    subject = settings.certificate.subject.rfc4514_string()
+    shown = ("certificate %s presented" % subject if presented
+             else "no client certificate presented (tls_client_certificate: false)")
     if run.probe_status == 403:
-        reason = _snippet(run.probe_body)
-        if presented:
-            raise LayerFailed("TLS: the gateway refused our certificate %s (HTTP 403: %s)"
-                              % (settings.certificate.subject.rfc4514_string(), reason),
-                              "Present the certificate registered for gateway_user (a trusted OCES3 "
-                              "certificate, valid now).")
-        raise LayerFailed("TLS: the gateway refused the connection without a client certificate "
-                          "(HTTP 403: %s)" % reason,
-                          "Set tls_client_certificate: true so the signing certificate is presented.")
+        # Not a verdict on the certificate by itself: a gateway or a proxy may refuse GET for reasons
+        # of its own. The message below decides (a 403 to it fails this layer).
+        return "TLS: %s; the GET probe was answered HTTP 403 (%s), so the message decides" % (
+            shown, _snippet(run.probe_body))
     if presented:
-        return "TLS: certificate %s presented and accepted" % settings.certificate.subject.rfc4514_string()
-    return "TLS: no client certificate presented (tls_client_certificate: false) and none required"
+        return "TLS: %s and accepted" % shown
+    return "TLS: %s and none required" % shown
 
 
 def _snippet(body, limit=160):
@@ -450,13 +477,20 @@ def _snippet(body, limit=160):
 _TRANSIENT_STATUS = (429, 502, 503, 504)
 
 
+def _notification_query(settings):
+    date_from, date_to, zone = _as4.notification_window(settings.notification_window_minutes)
+    return _as4.NotificationQuery(settings.submitter_id(), date_from, date_to,
+                                  service=settings.notification_service, zone=zone)
+
+
 def _post_once(run, session):
     settings = run.settings
+    run.notification = _notification_query(settings) if settings.probe == "notification" else None
     run.message = _as4.build_request(
         settings.probe, settings.gateway_user, settings.gateway_password, settings.certificate,
         settings.private_key, mpc=settings.mpc, from_party=settings.from_party, to_party=settings.to_party,
         from_party_type=settings.from_party_type, to_party_type=settings.to_party_type,
-        key_reference=settings.key_reference)
+        key_reference=settings.key_reference, notification=run.notification)
     run.response, run.post_error = None, None
     try:
         run.response = session.post(settings.endpoint, data=run.message.to_bytes(),
@@ -488,15 +522,38 @@ def send_message(run, sleep=time.sleep):
         session.close()
 
 
+# What a refusal is about, from the words WS-Security stacks use (WSS4J: "The signature or decryption
+# was invalid", "The security token could not be authenticated or authorized") - never from the
+# sandbox's own sentences.
+_TOKEN_WORDS = ("usernametoken", "username", "password", "security token", "nonce", "created")
+_SIGNER_WORDS = ("signature", "certificate", "x509", "signing")
+# WS-Security 1.1 section 12 fault codes, by the layer they belong to.
+_SIGNER_FAULTS = ("FailedCheck",)
+_AUTH_FAULTS = ("FailedAuthentication", "InvalidSecurityToken", "SecurityTokenUnavailable", "MessageExpired",
+                "InvalidSecurity", "UnsupportedSecurityToken", "UnsupportedAlgorithm")
+
+
 def _is_signer_refusal(ebms):
     """A FailedAuthentication about the signature or its certificate, not about the UsernameToken
     (a wrong password or a registration still in progress belongs to the authentication layer)."""
     text = " ".join(filter(None, (ebms.get("detail"), ebms.get("description")))).lower()
-    if ebms.get("code") != "EBMS:0101":
+    if ebms.get("code") != "EBMS:0101" or any(word in text for word in _TOKEN_WORDS):
         return False
-    if any(word in text for word in ("usernametoken", "password", "registration", "pending", "in progress")):
-        return False
-    return "certificate" in text or "signature" in text
+    return any(word in text for word in _SIGNER_WORDS)
+
+
+_HTTP_403_HINT = (
+    "The gateway (or a proxy in front of it) refused the request itself with HTTP 403, before any AS4 "
+    "processing. With tls_client_certificate: false the gateway may want the certificate in the TLS "
+    "handshake: set it to true. With true, present the certificate registered for gateway_user (a "
+    "trusted OCES3 certificate, valid now). An IP allow-list or a proxy policy answers 403 as well: "
+    "ask whoever runs the network path to the gateway.")
+
+_SIGNER_HINT = (
+    "The message was signed with a certificate the gateway does not accept for %s. Sign with the "
+    "certificate registered on the certificate portal (and its own private key); after a new "
+    "certificate, register it first (dkcustoms.dms.portal_registration) and wait for the "
+    "registration to complete.")
 
 
 def check_client_certificate_signer(run, tls_detail):
@@ -504,22 +561,44 @@ def check_client_certificate_signer(run, tls_detail):
     answer = run.answer
     subject = run.settings.certificate.subject.rfc4514_string()
     if run.response is not None and run.response.status_code == 403:
-        raise LayerFailed("%s; the gateway refused the certificate (HTTP 403: %s)"
-                          % (tls_detail, _snippet(run.response.content)),
-                          "Present the certificate registered for gateway_user (tls_client_certificate).")
+        raise LayerFailed("%s; the message was refused with HTTP 403 (%s)"
+                          % (tls_detail, _snippet(run.response.content)), _HTTP_403_HINT)
     if isinstance(run.post_error, _http.ClientCertificateError):
         raise LayerFailed("%s; %s" % (tls_detail, run.post_error),
                           "Use the registered OCES3 certificate from a CA the gateway trusts.")
-    if answer is not None and answer.kind == "error" and _is_signer_refusal(answer.ebms_error):
-        raise LayerFailed(
-            "%s; signer %s refused: %s" % (tls_detail, subject, answer.detail),
-            "The message was signed with a certificate the gateway does not hold for %s. Sign with "
-            "the certificate registered on the certificate portal (and its own private key); after a "
-            "new certificate, register it first (dkcustoms.dms.portal_registration) and wait for the "
-            "registration to complete." % run.settings.gateway_user)
-    if answer is not None and (answer.kind != "error" or answer.ebms_error["code"] not in ("EBMS:0101", "EBMS:0103")):
+    signer_refused = answer is not None and (
+        (answer.kind == "error" and _is_signer_refusal(answer.ebms_error))
+        or (answer.kind == "soap_fault" and answer.security_fault in _SIGNER_FAULTS))
+    if signer_refused:
+        raise LayerFailed("%s; signer %s refused: %s" % (tls_detail, subject, answer.detail),
+                          _SIGNER_HINT % run.settings.gateway_user)
+    if answer is not None and not _refused_before_signature(answer):
         return "%s; signer %s accepted by the gateway" % (tls_detail, subject)
     return "%s; signer not yet judged (the gateway stopped before the signature check)" % tls_detail
+
+
+def _refused_before_signature(answer):
+    if answer.kind == "error":
+        return answer.ebms_error["code"] in ("EBMS:0101", "EBMS:0103")
+    return answer.kind == "soap_fault" and answer.security_fault is not None
+
+
+_AUTH_HINT = (
+    "The gateway refused the logon (the UsernameToken with its PasswordDigest). Causes, most likely "
+    "first: gateway_password is not the one the certificate portal shows for this certificate (it "
+    "changes when the certificate is registered again: read it again, e.g. with "
+    "dkcustoms.dms.portal_registration); the registration on the portal has not completed yet (it "
+    "takes a few minutes, and until then every logon is refused: wait, Refresh, test again); this "
+    "host's clock is more than a few minutes off (the token's Created time: check NTP).")
+
+_POLICY_HINT = (
+    "The gateway did not accept the message's WS-Security layout (PolicyNoncompliance). It expects, as "
+    "SKAT's reference client sends it, the UsernameToken (PasswordDigest, Nonce, Created) alone in the "
+    "wsse:Security header with S12:role=\"ebms\", and the signature (RSA-SHA256, exclusive C14N, "
+    "SHA-256, IssuerSerial) in the default wsse:Security header, covering Body, eb:Messaging and the "
+    "UsernameToken. This module sends exactly that, so something between this host and the gateway "
+    "rewrote the headers, or the gateway's policy changed: compare the detail above with "
+    "docs/gateway.md and try key_reference: binary_security_token.")
 
 
 def check_authentication(run):
@@ -534,32 +613,58 @@ def check_authentication(run):
             "Use the gateway user the certificate portal shows (read it, do not compute it); the "
             "registration must be complete and the AS4 interface ticked (dkcustoms.dms."
             "portal_registration with interfaces [AS4]).")
+    if status == 401:
+        raise LayerFailed("the gateway answered HTTP 401 (%s)" % _snippet(run.response.content), _AUTH_HINT)
     answer = run.answer
     if answer.kind == "error" and answer.ebms_error["code"] == "EBMS:0101":
-        text = (answer.ebms_error.get("detail") or "").lower()
-        if "registration" in text or "pending" in text or "in progress" in text:
-            hint = ("The registration on the certificate portal is not complete yet (it takes a few "
-                    "minutes): wait, press Refresh / re-run dkcustoms.dms.portal_registration, then test again.")
-        elif "nonce" in text or "created" in text or "clock" in text or "fresh" in text:
-            hint = ("The gateway refused the UsernameToken's time or nonce: check this host's clock "
-                    "(NTP; the gateway allows 5 minutes).")
-        else:
-            hint = ("The gateway refused gateway_user/gateway_password: use the gateway password the "
-                    "certificate portal shows for this certificate ('show'); it changes when the "
-                    "certificate is registered again.")
-        raise LayerFailed("UsernameToken (PasswordDigest) refused: %s" % answer.detail, hint)
+        raise LayerFailed("UsernameToken (PasswordDigest) refused: %s" % answer.detail, _AUTH_HINT)
+    if answer.kind == "error" and answer.ebms_error["code"] == "EBMS:0103":
+        raise LayerFailed("security header refused: %s" % answer.detail, _POLICY_HINT)
+    if answer.kind == "soap_fault" and answer.security_fault in _AUTH_FAULTS:
+        hint = _AUTH_HINT if answer.security_fault in ("FailedAuthentication", "InvalidSecurityToken",
+                                                       "SecurityTokenUnavailable", "MessageExpired") else _POLICY_HINT
+        raise LayerFailed("WS-Security fault %s: %s" % (answer.security_fault, answer.detail), hint)
     return "user %s known (HTTP %d); UsernameToken (PasswordDigest) accepted" % (settings.gateway_user, status)
 
 
 _EBMS_HINTS = {
-    "EBMS:0010": ("The gateway does not accept this From/To party, service or action. Check "
-                  "from_party (default <gateway user>_AS4) and to_party (SKAT-MFT-AS4); if the gateway "
-                  "does not serve the ebMS3 test service, use probe: pull on a dedicated MPC."),
-    "EBMS:0103": ("The message does not meet the gateway's security policy: try key_reference "
-                  "binary_security_token, and report the detail above."),
+    "EBMS:0010": ("The gateway does not serve this party, service or action. Check from_party (default "
+                  "<gateway user>_AS4) and to_party (SKAT-MFT-AS4); with probe: ping, the ebMS3 test "
+                  "service may simply not be configured on the gateway (nothing public says it is): use "
+                  "probe: notification, the read-only query SKAT's reference client makes."),
+    "EBMS:0003": ("The gateway found a value of the message inconsistent (for the notification query: "
+                  "submitterId, dateFrom, dateTo): report the detail above."),
     "EBMS:0009": "The gateway could not read the message headers; report the detail above (a bug here).",
     "EBMS:0004": "The gateway failed to process the message; retry later, report it if it stays.",
 }
+
+_INVALID_HINT = (
+    "Do not trust this answer: it was altered, is not the gateway's answer to this message, or is signed "
+    "by a certificate that is not the one configured. Check receipt_signer (the gateway's signing "
+    "certificate, or its CA with receipt_signer_subject / receipt_signer_fingerprint) and whether a "
+    "proxy rewrites traffic; repeat the test.")
+
+_PIN_HINT = (
+    " If the gateway's signing certificate was legitimately renewed (confirm it with UFST, out of band), "
+    "remove the line for %s from %s and run again: the next run verified by TLS pins the new one.")
+
+
+def _attachment_summary(attachment):
+    text = "%s, %d bytes" % (attachment["content_type"], attachment["size"])
+    if attachment["status"]:
+        text += ", status %s%s" % (attachment["status"]["code"],
+                                   ": %s" % attachment["status"]["message"] if attachment["status"]["message"] else "")
+    return text
+
+
+def _probe_summary(run):
+    query = run.notification
+    if query is not None:
+        return "%s Notification for submitterId %s, %s to %s (%s)" % (
+            query.service, query.submitter_id, query.date_from, query.date_to, query.zone)
+    if run.settings.probe == "pull":
+        return "PullRequest on %s" % run.settings.mpc
+    return "ebMS3 test service"
 
 
 def check_as4(run):
@@ -584,19 +689,45 @@ def check_as4(run):
             "load balancer, another web server): check url (port 6384, path /exchange/<gateway user>) "
             "and any HTTP proxy between this host and the gateway.", result="NO_SIGNAL")
     if answer.problems:
-        raise LayerFailed(
-            "%s, but: %s" % (answer.detail, "; ".join(answer.problems)),
-            "Do not trust this answer: it was altered or is not the gateway's answer to this "
-            "message. Check receipt_signer (the gateway's signing certificate or CA) and whether a "
-            "proxy rewrites traffic; repeat the test.", result="INVALID_SIGNAL")
-    detail = "%s; signed by %s" % (answer.detail, answer.signer)
+        hint = _INVALID_HINT
+        if run.settings.signer_policy.pinned is not None and any("pinned" in p for p in answer.problems):
+            hint += _PIN_HINT % (run.settings.url, run.settings.pin_file or "the pin file")
+        raise LayerFailed("%s (%s), but: %s" % (answer.detail, _probe_summary(run), "; ".join(answer.problems)),
+                          hint, result="INVALID_SIGNAL")
+    detail = "%s: %s" % (_probe_summary(run), answer.detail)
+    attachments = answer.as_dict()["attachments"]
+    if attachments:
+        listed = "; ".join(_attachment_summary(a) for a in attachments)
+        detail += "; %d attachment%s (%s)" % (len(attachments), "" if len(attachments) == 1 else "s", listed)
     if answer.kind == "receipt":
         detail += "; RefToMessageId and NonRepudiationInformation digests match"
+    if answer.original_message_id:
+        detail += "; original message %s" % answer.original_message_id
+    detail += "; answer signature %s%s" % (
+        answer.answer_signature.replace("_", " "), " (signed by %s)" % answer.signer if answer.signer else "")
     if answer.kind == "user_message":
         run.warnings.append("the pull took the waiting message %s from %s (allow_dequeue: true); "
                             "it is no longer on the gateway" % (answer.pulled_message_id, run.settings.mpc))
+    if answer.answer_signature == "not_checked":
+        run.warnings.append("the answer's origin is unproven: its signature was not checked against a "
+                            "certificate you trust; set receipt_signer (the gateway's signing certificate) "
+                            "or receipt_signer_pin_file")
     run.warnings.extend(answer.warnings)
     return detail
+
+
+def pin_candidate(run, report_ok):
+    """The signer to pin after a success verified by TLS, or None (see receipt_signer_pin_file)."""
+    settings, answer = run.settings, run.answer
+    if not (settings.pin_signer and report_ok and answer is not None and answer.signer_certificate is not None):
+        return None
+    if settings.signer_policy.pinned is not None:
+        return None
+    if not settings.validate_certs:
+        run.warnings.append("the gateway's answer signer was not pinned: TLS was not verified "
+                            "(validate_certs: false)")
+        return None
+    return {"url": settings.url, "fingerprint_sha256": answer.signer_fingerprint, "subject": answer.signer}
 
 
 # --- orchestration -----------------------------------------------------------------------------
@@ -649,13 +780,14 @@ def run_checks(settings):
         classify_start = time.monotonic()
         if run.response is not None:
             run.answer = _as4.classify_answer(run.response.status_code, run.response.headers.get("Content-Type"),
-                                              run.response.content, run.message, settings.receipt_signers)
+                                              run.response.content, run.message, settings.signer_policy)
         classify_ms = _ms(classify_start)
     else:
         post_ms = classify_ms = 0
     if tls_detail is not None:
         if run.message is None:
-            layers.append(_layer("client_certificate", "pass", tls_ms, tls_detail))
+            unsent = tls_detail.replace("so the message decides", "not judged further: no message was sent")
+            layers.append(_layer("client_certificate", "pass", tls_ms, unsent))
         else:
             attempt_detail = None
             try:
@@ -677,8 +809,14 @@ def run_checks(settings):
         layers[-1]["duration_ms"] += classify_ms  # verifying the answer's signature is the as4 layer's work
 
     answer = run.answer
+    query = run.notification
     return {
         "ok": not failure,
+        "answer_signature": answer.answer_signature if answer is not None else None,
+        "pin": pin_candidate(run, not failure),
+        "notification": ({"service": query.service, "submitter_id": query.submitter_id,
+                          "date_from": query.date_from, "date_to": query.date_to, "time_zone": query.zone}
+                         if query is not None else None),
         "result": failure.get("result", "SUCCESS"),
         "failed_layer": failure.get("layer"),
         "layers": layers,
@@ -688,3 +826,41 @@ def run_checks(settings):
         "endpoint": settings.endpoint,
         "warnings": run.warnings,
     }
+
+
+# --- the pin file (trust on first use) -------------------------------------------------------------
+
+PIN_FILE_HEADER = ("# Gateway answer signers pinned by dkcustoms.dms.gateway_connectivity (trust on first use).\n"
+                   "# One line per gateway: <gateway url> sha256:<fingerprint of the certificate that signs its answers>.\n"
+                   "# To accept a legitimately renewed certificate, delete its gateway's line; the next run pins it.\n")
+
+
+class PinFileError(ValueError):
+    """The pin file cannot be read; the message names the line and the fix."""
+
+
+def parse_pins(text):
+    """``{gateway url: fingerprint bytes}`` from the pin file's text (comments and blank lines skipped)."""
+    pins = {}
+    for number, line in enumerate((text or "").splitlines(), 1):
+        content = line.split("#", 1)[0].strip()
+        if not content:
+            continue
+        fields = content.split()
+        try:
+            if len(fields) != 2 or not fields[1].lower().startswith("sha256:"):
+                raise ValueError("expected '<gateway url> sha256:<hex>'")
+            pins[fields[0].rstrip("/")] = _as4.parse_fingerprint(fields[1])
+        except ValueError as exc:
+            raise PinFileError("line %d of the pin file cannot be read (%s). Fix: correct or delete that line."
+                               % (number, exc))
+    return pins
+
+
+def add_pin(text, url, fingerprint_hex, subject):
+    """The pin file's text with a line for ``url`` added (the file's header first when it is new)."""
+    text = text or PIN_FILE_HEADER
+    if not text.endswith("\n"):
+        text += "\n"
+    comment = " ".join((subject or "").split())[:300]
+    return text + "# %s\n%s sha256:%s\n" % (comment, url.rstrip("/"), fingerprint_hex.lower())

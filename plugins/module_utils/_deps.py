@@ -24,7 +24,26 @@ LIBRARIES = {
     "signxml": (("signxml",), "signxml>=4.0"),
     "jmespath": (("jmespath",), "jmespath>=1.0"),
 }
+# library -> (module, attribute path) that exists only from the floor on: a library that imports but
+# lacks it is too old, and counts as missing (requests < 2.32.2 has no adapter hook for the SSL context,
+# so ca_path and the client certificate would be ignored without a word).
+FEATURES = {
+    "requests": ("requests.adapters", "HTTPAdapter.build_connection_pool_key_attributes"),
+}
 ROLE = "dkcustoms.dms.prerequisites"
+
+
+def too_old(name):
+    """True when ``name`` imports but lacks the feature its floor brings (see FEATURES)."""
+    if name not in FEATURES:
+        return False
+    module_name, attribute_path = FEATURES[name]
+    target = importlib.import_module(module_name)
+    for attribute in attribute_path.split("."):
+        target = getattr(target, attribute, None)
+        if target is None:
+            return True
+    return False
 
 
 def missing(names):
@@ -37,6 +56,9 @@ def missing(names):
             except ImportError as exc:  # a broken install (e.g. no compiled binding) counts as missing
                 absent.append((name, str(exc)))
                 break
+        else:
+            if too_old(name):
+                absent.append((name, "installed, but older than %s" % LIBRARIES[name][1]))
     return absent
 
 

@@ -7,7 +7,8 @@
 Every write goes: ``tempfile.mkstemp`` in the target directory (same file system, so the final
 rename is atomic) -> ``module.add_cleanup_file`` (removed if the module dies) -> ``fchmod 0600``
 before the first byte -> write + fsync -> optional ``module.backup_local`` -> ``module.atomic_move``
--> ``module.set_fs_attributes_if_different`` (owner, group, mode).  A failure never leaves a
+-> fsync of the directory (the rename itself survives a power cut) ->
+``module.set_fs_attributes_if_different`` (owner, group, mode).  A failure never leaves a
 half-written destination; the content never passes through any other path.
 
 API (all functions respect ``module.check_mode``: they report what would change and touch nothing):
@@ -28,6 +29,8 @@ API (all functions respect ``module.check_mode``: they report what would change 
     Remove ``path`` if present.  Returns ``{"changed": bool, "backup_file": str|None}``.
 ``read_file(path) -> bytes|None``
     Current content, ``None`` if the file does not exist.
+``fsync_directory(directory)``
+    Make a rename or removal in ``directory`` durable (``write_file`` and ``remove_file`` call it).
 """
 
 from __future__ import annotations
@@ -122,8 +125,28 @@ def write_file(module, path, content, mode=0o600, owner=None, group=None, backup
         module.atomic_move(tmp, os.path.abspath(path))
     finally:
         os.umask(old_umask)
+    fsync_directory(directory)
     module.set_fs_attributes_if_different(_file_args(path, mode, owner, group), False)
     return result
+
+
+def fsync_directory(directory):
+    """Flush the directory entry: a file's own fsync does not make its rename (or removal) durable,
+    so after a power cut the directory could still show the old file, or none."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise FileError("Cannot open %s to flush it (%s). Fix: check its permissions."
+                        % (directory, os.strerror(exc.errno) if exc.errno else exc))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some file systems cannot fsync a directory; they then give no such guarantee anyway.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise FileError("Flushing %s failed (%s). Fix: check the file system (free space, errors)."
+                            % (directory, os.strerror(exc.errno) if exc.errno else exc))
+    finally:
+        os.close(fd)
 
 
 def set_attributes(module, path, mode=None, owner=None, group=None):
@@ -144,4 +167,5 @@ def remove_file(module, path, backup=False):
     except OSError as exc:
         raise FileError("Cannot remove %s (%s). Fix: fix the permissions of its directory or run "
                         "with become." % (path, os.strerror(exc.errno) if exc.errno else exc))
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
     return result

@@ -12,15 +12,23 @@ Public API (private to this collection, but stable for its modules):
     certificate, applies ``timeout`` to every request, and retries transient failures (dropped or
     refused connections, HTTP 5xx, HTTP 429) with bounded, jittered exponential backoff, honouring
     ``Retry-After`` up to a cap.  Other 4xx answers are returned at once, never retried.
+    It sends only to ``https://`` URLs, never follows a redirect (a 3xx raises ``RedirectError``:
+    a redirect would carry the request body, passwords included, to wherever it points), and
+    reads at most ``max_answer_bytes`` (1 MiB) of any answer (more raises ``AnswerTooLargeError``).
+    A request that must not reach the service twice (``replay_safe=False``, a logon) is sent
+    again at most once, and only when it surely was not processed.
 ``client_cert_from_bundle(bundle)``
     ``(chain_pem_bytes, private_key)`` from anything with ``certificate``, ``private_key``, ``chain``
     attributes (``_oces.Bundle``).
 ``create_ssl_context(ca_path=None, validate_certs=True, client_cert=None)``
     The ``ssl.SSLContext`` the session uses; also usable for raw TLS probes.
 ``HttpError`` and its subclasses ``TLSHandshakeError`` (with the specific ``TLSVerificationError``
-and ``ClientCertificateError``), ``UnreachableError``, ``RequestTimeoutError``, ``HTTPStatusError``
+and ``ClientCertificateError``), ``UnreachableError``, ``RequestTimeoutError``, ``HTTPStatusError``,
+``RedirectError``, ``AnswerTooLargeError``, ``InsecureURLError``
     Classified failures.  ``str(exc)`` names the cause and the fix and never contains a secret
     (no request bodies, headers or key material are ever put into a message).
+``origin(url)``
+    ``scheme://host:port`` of a URL, for messages (never a path, query string or user info).
 ``error_from_response(response, what)``
     ``HTTPStatusError`` for a non-2xx answer, with the JSON ``error`` code and ``detail`` parsed.
 """
@@ -30,12 +38,21 @@ from __future__ import annotations
 import email.utils
 import os
 import random
+import re
 import secrets
 import ssl
 import tempfile
 import time
 from collections import namedtuple
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
+
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps
+
+# The transport adapter hook this file uses to hand requests its SSL context (ca_path and the client
+# certificate) exists from requests 2.32.2 on; older versions never call it and would silently verify
+# against certifi and present no client certificate, so an older requests counts as missing.  The floor
+# is higher still (2.32.2 itself fails verification against ca_path): the one floor is _deps's.
+REQUESTS_REQUIREMENT = _deps.LIBRARIES["requests"][1]
 
 try:
     import requests
@@ -48,6 +65,12 @@ except ImportError as _exc:  # pragma: no cover - reported by the module with mi
     REQUESTS_IMPORT_ERROR = _exc
     HTTPAdapter = object
     NewConnectionError = ()
+
+if HAS_REQUESTS and _deps.too_old("requests"):
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = ImportError(
+        "requests %s is too old: %s is needed (older versions ignore ca_path and the client "
+        "certificate)" % (getattr(requests, "__version__", "?"), REQUESTS_REQUIREMENT))
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -62,6 +85,12 @@ DEFAULT_RETRIES = 5
 DEFAULT_BACKOFF_BASE = 0.5
 DEFAULT_BACKOFF_MAX = 10.0
 DEFAULT_RETRY_AFTER_MAX = 60.0
+# Portal and gateway answers are small JSON or SOAP documents; anything bigger is not the service.
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+_READ_CHUNK = 64 * 1024
+# A logon that reached the portal counts towards its lockout, even when a proxy answered 503 after
+# the backend processed it: such a request is sent again at most this many times.
+MAX_REPLAY_UNSAFE_RESENDS = 1
 USER_AGENT = "dkcustoms.dms"
 
 ClientCert = namedtuple("ClientCert", ["chain_pem", "private_key"])
@@ -104,6 +133,24 @@ class RequestTimeoutError(HttpError):
     kind = "timeout"
 
 
+class RedirectError(HttpError):
+    """A 3xx answer: redirects are never followed (the body, passwords included, would go along)."""
+
+    kind = "redirect"
+
+
+class AnswerTooLargeError(HttpError):
+    """The answer is larger than the session reads (``max_answer_bytes``)."""
+
+    kind = "answer_too_large"
+
+
+class InsecureURLError(HttpError):
+    """A URL that is not ``https://``: nothing is sent in clear text."""
+
+    kind = "insecure_url"
+
+
 class HTTPStatusError(HttpError):
     """A non-2xx answer (after retries, for transient statuses)."""
 
@@ -117,10 +164,24 @@ class HTTPStatusError(HttpError):
         self.body = body if body is not None else {}
 
 
-def _origin(url):
-    """scheme://host:port of ``url`` (messages name the service, not paths or query strings)."""
+def origin(url):
+    """scheme://host:port of ``url``: messages name the service, never a path, a query string or
+    user:password@ (any of which may hold a secret)."""
     parts = urlsplit(url or "")
-    return "%s://%s" % (parts.scheme, parts.netloc) if parts.scheme else (url or "")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = "[%s]" % host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme and host:
+        return "%s://%s%s" % (parts.scheme, host, ":%d" % port if port else "")
+    # Not a URL with a host: the text up to its first path, query or fragment, without user info.
+    return re.split(r"[/?#]", url or "", maxsplit=1)[0].rsplit("@", 1)[-1][:100] or repr(url or "")
+
+
+_origin = origin  # the name earlier code used
 
 
 def _path(url):
@@ -270,26 +331,26 @@ _CLIENT_CERT_ALERTS = (
 
 def classify_exception(exc, url, timeout):
     """Turn a requests/urllib3/ssl exception into an ``HttpError`` whose message names the fix."""
-    origin = _origin(url)
+    service = origin(url)
     text = _chain_text(exc)
     if "certificate verify failed" in text or "hostname mismatch" in text or "doesn't match" in text:
         return TLSVerificationError(
             "TLS verification of the server certificate of %s failed (%s). Fix: set ca_path to the "
             "CA bundle that issued the server certificate and use the host name in its "
-            "subjectAltName; validate_certs=false only for throw-away tests." % (origin, _reason(exc)),
+            "subjectAltName; validate_certs=false only for throw-away tests." % (service, _reason(exc)),
             url=url,
         )
     if any(alert in text for alert in _CLIENT_CERT_ALERTS):
         return ClientCertificateError(
             "%s refused the TLS client certificate during the handshake (%s). Fix: present an OCES3 "
             "certificate from a CA the service trusts, unexpired, with its private key."
-            % (origin, _reason(exc)),
+            % (service, _reason(exc)),
             url=url,
         )
     if isinstance(exc, requests.exceptions.Timeout):
         return RequestTimeoutError(
             "%s did not answer within %s seconds. Fix: check that the service is up and reachable "
-            "from this host, or raise timeout." % (origin, timeout),
+            "from this host, or raise timeout." % (service, timeout),
             url=url,
         )
     if isinstance(exc, requests.exceptions.SSLError):
@@ -297,7 +358,7 @@ def classify_exception(exc, url, timeout):
             "The TLS handshake with %s failed (%s). Fix: a server that refuses the client "
             "certificate often just closes the connection: present an OCES3 certificate from a CA "
             "it trusts; otherwise check that the URL is the HTTPS service (TLS 1.2 or later)."
-            % (origin, _reason(exc)),
+            % (service, _reason(exc)),
             url=url,
         )
     if any(word in text for word in ("closed connection", "connection reset", "connection aborted",
@@ -305,12 +366,12 @@ def classify_exception(exc, url, timeout):
         return UnreachableError(
             "%s dropped the connection without answering (%s). Fix: the service is overloaded or "
             "restarting - retry later or raise retries; if it persists, check proxies and firewalls "
-            "between this host and the service." % (origin, _reason(exc)),
+            "between this host and the service." % (service, _reason(exc)),
             url=url,
         )
     return UnreachableError(
         "%s is unreachable (%s). Fix: check the URL, DNS, firewall and proxy settings, and that the "
-        "service is running." % (origin, _reason(exc)),
+        "service is running." % (service, _reason(exc)),
         url=url,
     )
 
@@ -372,6 +433,39 @@ def is_retryable_status(status):
     return status == 429 or 500 <= status <= 599
 
 
+def _require_https(url):
+    """Refuse anything but https: neither a request body nor a client certificate goes out in clear."""
+    parts = urlsplit(url or "")
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise InsecureURLError(
+            "%s is not an https:// URL; nothing was sent. Fix: give the service's https:// address "
+            "(the portal and the gateway are only reached over verified TLS)." % origin(url),
+            url=url)
+
+
+def _redirect_error(response, method, url):
+    """``RedirectError`` naming where the redirect points (its origin only: no path, no query)."""
+    location = response.headers.get("Location")
+    target = origin(urljoin(url, location)) if location else "nowhere (no Location header)"
+    response.close()
+    return RedirectError(
+        "%s %s at %s answered HTTP %d, a redirect to %s. Redirects are never followed (the request, "
+        "passwords included, would go along), so nothing was sent there. Fix: give the service's "
+        "own https:// address as the URL option (portal_url / url), or have the proxy or load "
+        "balancer in between pass requests on instead of redirecting them."
+        % (method, _path(url), origin(url), response.status_code, target),
+        url=url)
+
+
+def _too_large(method, url, limit, what):
+    return AnswerTooLargeError(
+        "%s %s at %s sent an answer larger than %d bytes (%s); it was not read further. Fix: the "
+        "portal and the gateway answer with small documents - check that the URL points at the "
+        "service and not at a proxy, a download or another service." % (
+            method, _path(url), origin(url), limit, what),
+        url=url)
+
+
 class DmsSession(requests.Session if HAS_REQUESTS else object):
     """``requests.Session`` with a default timeout, bounded retries and classified errors.
 
@@ -381,9 +475,11 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
 
     def __init__(self, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
                  backoff_base=DEFAULT_BACKOFF_BASE, backoff_max=DEFAULT_BACKOFF_MAX,
-                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep, retry_statuses=True):
+                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep, retry_statuses=True,
+                 max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
         super().__init__()
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
         # False: every HTTP answer is returned as it is (for AS4 an HTTP 500 is the gateway's answer).
         self.retry_statuses = retry_statuses
         self.retries = max(0, int(retries))
@@ -407,21 +503,27 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
         self._sleep(delay)
 
     def request(self, method, url, replay_safe=True, **kwargs):
-        """Send with retries.  Returns the response for every status that is not transient (the
-        caller decides what a 4xx means); raises ``HttpError`` subclasses otherwise.
+        """Send with retries.  Returns the response, its body already read (at most
+        ``max_answer_bytes``), for every status that is not transient and not a redirect (the caller
+        decides what a 4xx means); raises ``HttpError`` subclasses otherwise.
 
         ``replay_safe=False`` is for requests that must not reach the service twice, such as a
         logon (a second failed attempt counts towards a lockout): they are sent again only when
-        they surely were not processed (no connection, HTTP 429 or 503)."""
+        they surely were not processed (no connection, HTTP 429 or 503), and at most once."""
+        _require_https(url)
         kwargs.setdefault("timeout", self.timeout)
+        kwargs["allow_redirects"] = False
+        kwargs["stream"] = True  # read by _read_capped, never whole
+        limit = self.retries if replay_safe else min(self.retries, MAX_REPLAY_UNSAFE_RESENDS)
         attempt = 0
         while True:
             self.stats["attempts"] += 1
             try:
                 response = super().request(method, url, **kwargs)
+                self._read_capped(response, method, url)
             except requests.exceptions.RequestException as exc:
                 retryable = _is_retryable_exception(exc) if replay_safe else _surely_not_sent(exc)
-                if attempt < self.retries and retryable:
+                if attempt < limit and retryable:
                     self._wait(method, url, type(exc).__name__, self.backoff(attempt))
                     attempt += 1
                     continue
@@ -429,11 +531,13 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
                 if attempt:
                     error.args = ("%s (after %d attempts)" % (error.args[0], attempt + 1),)
                 raise error from None
+            if 300 <= response.status_code <= 399:
+                raise _redirect_error(response, method, url)
             transient = is_retryable_status(response.status_code) if replay_safe \
                 else response.status_code in NOT_PROCESSED_STATUSES
             if not (self.retry_statuses and transient):
                 return response
-            if attempt >= self.retries:
+            if attempt >= limit:
                 raise self._exhausted(response, attempt + 1)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None:
@@ -443,6 +547,26 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
             response.close()
             self._wait(method, url, "HTTP %d" % response.status_code, delay)
             attempt += 1
+
+    def _read_capped(self, response, method, url):
+        """Read the body in chunks, giving up (and closing the connection) past the limit, so a
+        hostile or broken peer cannot make this process hold an answer of any size."""
+        limit = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise _too_large(method, url, limit, "it announced %s bytes" % declared)
+        chunks, size = [], 0
+        for chunk in response.iter_content(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise _too_large(method, url, limit, "more than that arrived")
+            chunks.append(chunk)
+        # What Response.content does after reading; setting it lets .content and .json() serve
+        # the capped body.
+        response._content = b"".join(chunks)  # pylint: disable=protected-access
+        response._content_consumed = True  # pylint: disable=protected-access
 
     @staticmethod
     def _exhausted(response, attempts):
@@ -468,7 +592,7 @@ def error_from_response(response, what):
     body = _json_body(response)
     code = body.get("error") if isinstance(body.get("error"), str) else None
     detail = body.get("detail") if isinstance(body.get("detail"), str) else None
-    message = "%s at %s answered HTTP %d" % (what, _origin(response.url), response.status_code)
+    message = "%s at %s answered HTTP %d" % (what, origin(response.url), response.status_code)
     if code:
         message += " %s" % code
     if detail:
@@ -480,14 +604,14 @@ def error_from_response(response, what):
 def create_session(ca_path=None, validate_certs=True, timeout=DEFAULT_TIMEOUT, client_cert=None,
                    retries=DEFAULT_RETRIES, backoff_base=DEFAULT_BACKOFF_BASE,
                    backoff_max=DEFAULT_BACKOFF_MAX, retry_after_max=DEFAULT_RETRY_AFTER_MAX,
-                   sleep=time.sleep, retry_statuses=True):
+                   sleep=time.sleep, retry_statuses=True, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
     """A ready ``DmsSession``; ``client_cert`` is ``(chain_pem_bytes, private_key)`` or ``None``;
     ``retry_statuses=False`` returns 5xx/429 answers instead of retrying them."""
     context = create_ssl_context(ca_path=ca_path, validate_certs=validate_certs,
                                  client_cert=client_cert)
     session = DmsSession(timeout=timeout, retries=retries, backoff_base=backoff_base,
                          backoff_max=backoff_max, retry_after_max=retry_after_max, sleep=sleep,
-                         retry_statuses=retry_statuses)
+                         retry_statuses=retry_statuses, max_answer_bytes=max_answer_bytes)
     session.verify = bool(validate_certs)
     adapter = _ContextAdapter(context)
     session.mount("https://", adapter)

@@ -9,6 +9,15 @@ the rules a new password must follow - and nothing of HOW its API looks: methods
 bodies, answer fields, error bodies and the session come from a portal API profile
 (``_portal_profile``, the one reader of it; the built-in profile is the model of docs/portal-api.md).
 
+Every answer is checked before anything is done with it - the shape the profile says it has, then
+what the collection needs of it (a user id of the form ``CVR_<cvr>_UI_<uuid>``, a known account and
+registration state, a gateway user and password that are text): an answer that fails raises
+``PortalError`` with ``code="invalid_answer"`` (a portal, proxy or impostor that answers 200 with
+something else must not lead to a logon, a "registered" result or a credentials file full of nulls).
+
+``check_base_url(url)`` raises ``PortalError`` (``code="invalid_portal_url"``) unless ``url`` is an
+``https://`` URL; ``PortalClient`` calls it too.
+
 ``PortalClient(session, base_url, profile=None)`` wraps an ``_http.DmsSession`` that presents the
 OCES3 certificate; ``profile`` is a ``_portal_profile.Profile`` (default: the built-in one).  Each
 method is one call and returns plain data in the collection's own field names (checked against what
@@ -21,7 +30,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _portal_profile
+from ansible_collections.dkcustoms.dms.plugins.module_utils import (
+    _gateway_credentials, _http, _identity, _portal_profile)
 
 ACCOUNT_STATES = _portal_profile.ACCOUNT_STATES
 REGISTRATION_STATES = _portal_profile.REGISTRATION_STATES
@@ -127,9 +137,20 @@ _ERROR_CLASSES = {
 }
 
 
-def _origin(url):
+def check_base_url(url):
+    """Refuse a portal URL that is not https: the logon sends the portal password."""
     parts = urlsplit(url or "")
-    return "%s://%s" % (parts.scheme, parts.netloc) if parts.scheme else (url or "")
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise PortalError("portal_url %s is not an https:// URL; nothing was sent. Fix: give the "
+                          "portal's https:// address (the default of environment, or for the sandbox "
+                          "the portal_url of its sandbox.json)." % _http.origin(url),
+                          code="invalid_portal_url")
+    return url.rstrip("/")
+
+
+def _invalid(what, expected):
+    return PortalError("%s: the portal answered without %s. Nothing was done with the answer. Fix: %s, "
+                       "and retry later." % (what, expected, FIX_ANSWER), code="invalid_answer")
 
 
 def _json_of(response):
@@ -147,7 +168,7 @@ class PortalClient:
 
     def __init__(self, session, base_url, profile=None):
         self.session = session
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url)
         self.profile = profile or _portal_profile.default_profile()
         self.user_id = None
         self.token = None        # the bearer token (bearer sessions)
@@ -200,7 +221,7 @@ class PortalClient:
         """The ``PortalError`` for a non-2xx answer, read through the profile."""
         status = response.status_code
         failure = self.profile.read_error(status, _json_of(response))
-        message = "%s at %s answered HTTP %d" % (what, _origin(response.url), status)
+        message = "%s at %s answered HTTP %d" % (what, _http.origin(response.url), status)
         if failure.code:
             message += " %s" % failure.code
         if failure.detail:
@@ -249,8 +270,14 @@ class PortalClient:
 
     # -- the calls (docs/portal-api.md) ------------------------------------------------------------
     def whoami(self):
-        """Who the presented certificate is: ``user_id``, ``account_state`` (new|active|locked) ..."""
-        return self._call("whoami")
+        """Who the presented certificate is: ``user_id`` (a portal user id), ``account_state``
+        (new|active|locked) ...; an answer without a known state or a user id is invalid."""
+        answer = self._call("whoami")
+        try:
+            _identity.parse_portal_user_id(answer["user_id"])
+        except _identity.IdentityError:
+            raise _invalid(self._what("whoami"), "a user id of the form CVR_<cvr>_UI_<uuid>") from None
+        return answer
 
     def login(self, user_id, password):
         """Log on; returns ``password_change_required``.  Raises ``InvalidCredentials`` /
@@ -281,6 +308,9 @@ class PortalClient:
             if exc.code in ("already_registered", "registration_in_progress"):
                 status = exc.body.get("registration_status") or (
                     "registered" if exc.code == "already_registered" else "in_progress")
+                if status not in REGISTRATION_STATES:
+                    raise _invalid(self._what("request_registration"),
+                                   "a known registration status") from None
                 return False, status
             raise
         return True, answer.get("registration_status") or "in_progress"
@@ -304,7 +334,11 @@ class PortalClient:
     def gateway_credentials(self):
         """``{"gateway_user", "gateway_password"}``; ``NotRegistered`` before registration."""
         answer = self._call("gateway_credentials")
-        return {"gateway_user": answer["gateway_user"], "gateway_password": answer["gateway_password"]}
+        try:
+            return _gateway_credentials.checked(answer["gateway_user"], answer["gateway_password"])
+        except _gateway_credentials.CredentialsError:
+            raise _invalid(self._what("gateway_credentials"),
+                           "a gateway user and a gateway password (non-empty text)") from None
 
     def logout(self):
         """Log out; best effort (a session also expires by itself)."""

@@ -508,7 +508,8 @@ class Profile:
         extra = {}
         for name, field in errors["fields"].items():
             ok, value = _normalised(_search(field, document), _ERROR_FIELDS[name].kind)
-            extra[name] = value if ok else None
+            # A state word the collection does not know is kept (text only), for the caller to refuse.
+            extra[name] = value if ok or (_ERROR_FIELDS[name].kind in _ENUMS and isinstance(value, str)) else None
         return PortalFailure(meaning or code, detail, extra.get("attempts_remaining"),
                              extra.get("registration_status"))
 

@@ -65,6 +65,8 @@ options:
       - Default the profile's base URL for O(environment); the built-in profile's are
         C(https://secureftp.gatewaytest.skat.dk/PortalCertApp) for O(environment=test) and
         C(https://secureftpgateway.skat.dk/PortalCertApp) for O(environment=production).
+      - Must be an C(https://) URL; any other scheme is refused before anything is sent. Redirects are
+        never followed - a redirecting answer fails the run and names where it pointed.
     type: str
   portal_api_profile:
     description:
@@ -121,9 +123,10 @@ options:
   gateway_credentials_dest:
     description:
       - "File on the managed host to store the gateway user and password in, as JSON
-        C({\"gateway_password\": ..., \"gateway_user\": ...}), mode C(0600), written atomically and
-        only when its content differs."
-      - Written once the registration is complete.
+        C({\"gateway_password\": ..., \"gateway_user\": ...}) (the layout M(dkcustoms.dms.gateway_credentials)
+        writes), mode C(0600) from its first byte, written atomically and only when its content differs."
+      - Written once the registration is complete, and only from an answer that holds both a gateway
+        user and a gateway password; an answer of another shape fails the run and leaves the file as it was.
     type: path
   return_gateway_password:
     description:
@@ -136,8 +139,15 @@ notes:
     show, and how to try it with C(--check) before anything is written.
   - The account locks after repeated failed logons and only a person can unlock it. A wrong O(password)
     costs one failed attempt per run.
-  - Runs for the same certificate on the same host are serialised around the first password change. Across
-    hosts, let one host per certificate talk to the portal (the C(dkcustoms.dms.registration) role does).
+  - Runs for the same certificate on the same host are serialised around the first password change, with a
+    lock file in a private directory of the user (C(<temp dir>/dkcustoms-dms-<uid>), mode C(0700)); a run
+    waits at most 5 minutes for it. Across hosts, let one host per certificate talk to the portal (the
+    C(dkcustoms.dms.registration) role does).
+  - The portal's answers are checked before they are used - the account state must be known and the user
+    id must be the presented certificate's, or no logon is attempted; answers larger than 1 MiB are not read.
+  - A logon is sent again at most once, and only when the portal surely did not process it (no
+    connection, HTTP 429 or 503), so a proxy's error cannot cost more than one extra attempt towards
+    the lockout.
 seealso:
   - name: Onboarding and registration
     description: How registration works and how to run it for a fleet.
@@ -237,10 +247,11 @@ http:
 """
 
 import contextlib
+import errno
 import hashlib
-import json
 import os
 import random
+import stat
 import tempfile
 import time
 
@@ -253,37 +264,94 @@ except ImportError:  # pragma: no cover - not POSIX
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _deps, _files
+from ansible_collections.dkcustoms.dms.plugins.module_utils import (
+    _client_cert, _deps, _files, _gateway_credentials, _identity, _oces)
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile
 
 LIBRARIES = ("cryptography", "requests", "jmespath")
 WAIT_FIRST_DELAY = 1.0
 WAIT_MAX_DELAY = 30.0
+# How long a run waits for another run on this host to finish the first logon of the same account.
+FIRST_LOGON_LOCK_TIMEOUT = 300
+LOCK_POLL_INTERVAL = 0.2
 
 
 class RegistrationFailed(Exception):
     """Fail the module with this message (names the cause and the fix)."""
 
 
+def lock_directory():
+    """This user's private directory for first-logon locks (not the shared temp directory itself,
+    where another local user could plant a symlink or hold a lock of the same name)."""
+    return os.path.join(tempfile.gettempdir(), "dkcustoms-dms-%d" % os.geteuid())
+
+
+def _private_directory(path):
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RegistrationFailed("The lock directory %s cannot be created (%s). Nothing was sent. Fix: "
+                                 "make the temporary directory writable for this user."
+                                 % (path, os.strerror(exc.errno) if exc.errno else exc)) from None
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise RegistrationFailed(
+            "The lock directory %s is not a private directory of this user (it must be a directory, not "
+            "a link, owned by uid %d, mode 0700). Nothing was sent. Fix: remove it - another user may "
+            "have made it to interfere - and run again." % (path, os.geteuid()))
+    return path
+
+
+def _open_lock_file(path):
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RegistrationFailed("The lock file %s is a symbolic link; it was not followed. Nothing "
+                                     "was sent. Fix: remove the link and run again." % path) from None
+        raise RegistrationFailed("The lock file %s cannot be opened (%s). Nothing was sent. Fix: check "
+                                 "the permissions of %s." % (path, os.strerror(exc.errno) if exc.errno
+                                                             else exc, os.path.dirname(path))) from None
+
+
 @contextlib.contextmanager
-def first_logon_lock(base_url, user_id):
+def first_logon_lock(base_url, user_id, timeout=FIRST_LOGON_LOCK_TIMEOUT, directory=None):
     """Serialise the first logon + password change of one account among the runs on this host.
 
     Twenty runs for one never-used certificate would otherwise all log on with the initial password
     and all but one would fail the password change - each failure counts towards the lockout.
+    The lock is a file in this user's private directory, opened without following links, and the
+    wait for it ends after ``timeout`` seconds with an error instead of hanging the run.
     """
     if not HAS_FCNTL:
         yield
         return
+    folder = _private_directory(directory or lock_directory())
     digest = hashlib.sha256(to_bytes("%s|%s" % (base_url, user_id))).hexdigest()[:24]
-    path = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-portal-%s.lock" % digest)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    path = os.path.join(folder, "portal-%s.lock" % digest)
+    fd = _open_lock_file(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RegistrationFailed(
+                        "Another run on this host has held the first-logon lock of %s for more than %d "
+                        "seconds; no logon was attempted. Fix: let the other portal_registration run "
+                        "finish (or stop it: fuser %s names it), then run again."
+                        % (user_id, timeout, path)) from None
+                time.sleep(LOCK_POLL_INTERVAL)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
@@ -299,6 +367,16 @@ class Registration:
         self.working_password = None
         self.user_id = None
         self.account_state = None
+
+    # -- who the certificate is ------------------------------------------------------------------
+    def who_am_i(self):
+        """The portal's whoami, trusted only for the certificate this run presents: a portal that
+        names another user must not get a logon (it would get that user's password)."""
+        whoami = self.client.whoami()
+        if self.user_id is not None and whoami["user_id"] != self.user_id:
+            raise RegistrationFailed("The portal now names the certificate %s, before %s. No logon was "
+                                     "attempted. Fix: check portal_url." % (whoami["user_id"], self.user_id))
+        return whoami
 
     # -- logging on ------------------------------------------------------------------------------
     def _login(self, password):
@@ -320,7 +398,7 @@ class Registration:
         if self.account_state == "new":
             with first_logon_lock(self.client.base_url, self.user_id):
                 # Another run on this host may have done the first logon while we waited.
-                self.account_state = self.client.whoami().get("account_state", self.account_state)
+                self.account_state = self.who_am_i()["account_state"]
                 if self.account_state == "new":
                     return self._first_logon(password)
                 if self.account_state == "locked":
@@ -417,22 +495,23 @@ class Registration:
         return after
 
 
-def credentials_content(credentials):
-    """The credentials file: the same JSON the registration role writes (to_nice_json)."""
-    document = {"gateway_user": credentials["gateway_user"],
-                "gateway_password": credentials["gateway_password"]}
-    # to_nice_json's layout, without a trailing newline, so a file either wrote stays unchanged.
-    return to_bytes(json.dumps(document, indent=4, sort_keys=True))
-
-
 def store_credentials(module, run, credentials):
-    dest = module.params["gateway_credentials_dest"]
-    content = credentials_content(credentials)
-    if _files.read_file(dest) != content:
-        _files.write_file(module, dest, content, mode=0o600)
+    """The credentials file, through the collection's one layout and atomic 0600 writer."""
+    if _gateway_credentials.install(module, module.params["gateway_credentials_dest"], credentials):
         run.actions.append("gateway_credentials_written")
-    elif _files.set_attributes(module, dest, mode=0o600):
-        run.actions.append("gateway_credentials_written")
+
+
+def certificate_mismatch(bundle, user_id):
+    """Why the portal's user id is not the presented certificate's, or None."""
+    info = _oces.classify(bundle.certificate)
+    parsed = _identity.parse_portal_user_id(user_id)  # whoami checked its form
+    if info["cvr"] == parsed["cvr"] and (info["uuid"] or "").lower() == parsed["uuid"]:
+        return None
+    own = _oces.portal_user_id_of(info["cvr"], info["uuid"]) or "a certificate without an OCES3 identity"
+    return ("The portal says the presented certificate is %s, but it is %s. No logon was attempted (the "
+            "password would go to an account that is not this certificate's). Fix: check that portal_url "
+            "is the UFST certificate portal and that the certificate options name the certificate to "
+            "register." % (user_id, own))
 
 
 def fresh_account_overview(whoami):
@@ -555,11 +634,17 @@ def load_profile(module):
 
 
 def portal_base_url(module, profile):
+    """portal_url, or the profile's base URL for the environment; https only (checked before anything
+    is sent: the logon carries the portal password)."""
     if not module.params["portal_url"] and module.params["environment"] not in profile.base_urls:
         module.fail_json(msg="The portal API profile %s names no base URL for environment %s. Fix: set "
                              "portal_url, or add base_urls.%s to the profile."
                          % (profile.name, module.params["environment"], module.params["environment"]))
-    return _client_cert.base_url(module, "portal_url", profile.base_urls)
+    try:
+        return portal.check_base_url(_client_cert.base_url(module, "portal_url", profile.base_urls))
+    except portal.PortalError as exc:
+        module.fail_json(msg=to_native(exc), reason=exc.code)
+    return None  # not reached
 
 
 def main():
@@ -574,9 +659,12 @@ def main():
     run = Registration(module, client)
     result = {"changed": False, "actions": run.actions}
     try:
-        whoami = client.whoami()
-        run.user_id = whoami.get("user_id")
-        run.account_state = whoami.get("account_state")
+        whoami = run.who_am_i()
+        mismatch = certificate_mismatch(bundle, whoami["user_id"])
+        if mismatch:
+            raise RegistrationFailed(mismatch)
+        run.user_id = whoami["user_id"]
+        run.account_state = whoami["account_state"]
         result["portal_user_id"] = run.user_id
         if run.account_state == "locked":
             raise RegistrationFailed(portal.locked_message(run.user_id))

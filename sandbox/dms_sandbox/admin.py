@@ -1,17 +1,26 @@
 """The admin API (plain HTTP on its own loopback port): what tests and people use to inspect and steer.
 
+Every call needs `Authorization: Bearer <admin_token>` (a random token in sandbox.json, which only the
+sandbox's user can read) and a `Host` header naming the admin port on 127.0.0.1 or localhost: another
+local user cannot steer the sandbox, and a web page cannot reach it by DNS rebinding (its requests carry
+the page's host name). Python callers use `dms_sandbox.adminclient.AdminClient`.
+
 GET  /counters                    per account and gateway counters (docs/sandbox.md has the shape)
 GET  /faults                      current fault settings per service
 POST /faults                      {"portal": {...}, "gateway": {...}} or {"service": "portal", ...}: change faults
-POST /mpc                         {"gateway_user", "mpc", "message"?}: queue a message for a pull
+POST /mpc                         {"gateway_user", "mpc", "message"?, "original_message_id"?}: queue a message for a pull
+POST /notifications               {"cvr", "message", "service"?}: a notification the Notification query lists
 POST /accounts/<user id>/unlock   a person lifts a lockout
 GET  /accounts/<user id>          the account as the sandbox holds it (no secrets)
 POST /reset-counters              zero the counters, keep the state
 GET  /health                      {"ok": true}
 """
 
+import hmac
 import json
 import re
+import secrets
+import uuid
 
 from dms_sandbox.faults import SERVICES, FaultError
 
@@ -33,12 +42,42 @@ def _error(status, code, detail):
     return _json(status, {"error": code, "detail": detail})
 
 
+def _header(headers, name):
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
 class Admin:
-    def __init__(self, store, faults):
+    def __init__(self, store, faults, token=None):
         self.store = store
         self.faults = faults
+        self.token = token or secrets.token_urlsafe(32)
+        self.allowed_hosts = frozenset()  # set by allow_port() once the admin port is bound
+
+    def allow_port(self, port):
+        """Accept Host headers naming this port on the loopback address or localhost."""
+        self.allowed_hosts = frozenset("%s:%d" % (name, port) for name in ("127.0.0.1", "localhost"))
+
+    def _refusal(self, headers):
+        """An answer refusing the request, or None when Host and token are right."""
+        host = (_header(headers, "Host") or "").strip().lower()
+        if host not in self.allowed_hosts:
+            return _error(403, "host_not_allowed", "the admin API answers only requests for %s"
+                          % " or ".join(sorted(self.allowed_hosts)))
+        authorization = _header(headers, "Authorization") or ""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.token.encode()):
+            status, answer_headers, payload = _error(
+                401, "admin_token_required", "send Authorization: Bearer <admin_token from sandbox.json>")
+            return status, dict(answer_headers, **{"WWW-Authenticate": "Bearer"}), payload
+        return None
 
     def handle(self, method, path, headers, body, peer_certificate_der=None):  # pylint: disable=unused-argument
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            return refusal
         path = path.split("?", 1)[0].rstrip("/") or "/"
         try:
             data = json.loads(body.decode("utf-8")) if body and body.strip() else {}
@@ -57,6 +96,8 @@ class Admin:
             return self._faults(data if method == "POST" else {})
         if (method, path) == ("POST", "/mpc"):
             return self._mpc(data)
+        if (method, path) == ("POST", "/notifications"):
+            return self._notification(data)
         match = _ACCOUNT_PATH.fullmatch(path)
         if match:
             return self._account(method, match.group(1), bool(match.group(2)))
@@ -89,11 +130,24 @@ class Admin:
         if not isinstance(gateway_user, str) or not gateway_user or not isinstance(mpc, str) or not mpc:
             return _error(400, "invalid_request", "send {\"gateway_user\": ..., \"mpc\": ..., \"message\": "
                                                   "\"<xml/>\" (optional)}")
+        original = data.get("original_message_id")
         if message is not None and not isinstance(message, str):
             return _error(400, "invalid_request", "message is a string (the payload XML)")
-        self.store.mpc_push(gateway_user, mpc, message.encode("utf-8") if message else DEFAULT_MPC_MESSAGE)
+        if original is not None and not (isinstance(original, str) and original):
+            return _error(400, "invalid_request", "original_message_id is a non-empty string")
+        self.store.mpc_push(gateway_user, mpc, message.encode("utf-8") if message else DEFAULT_MPC_MESSAGE,
+                            original or str(uuid.uuid4()))
         return _json(200, {"gateway_user": gateway_user, "mpc": mpc,
                            "waiting": self.store.mpc_count(gateway_user, mpc)})
+
+    def _notification(self, data):
+        cvr, message, service = data.get("cvr"), data.get("message"), data.get("service")
+        if not (isinstance(cvr, str) and re.fullmatch(r"\d{8}", cvr)) or not (isinstance(message, str) and message):
+            return _error(400, "invalid_request", "send {\"cvr\": \"<8 digits>\", \"message\": \"...\", "
+                                                  "\"service\": \"DMS.Import\" (optional: every service)}")
+        if service is not None and not (isinstance(service, str) and service):
+            return _error(400, "invalid_request", "service is a non-empty string, e.g. DMS.Import")
+        return _json(200, {"id": self.store.notification_add(cvr, message, service), "cvr": cvr, "service": service})
 
     def _account(self, method, user_id, unlock):
         if unlock and method == "POST":

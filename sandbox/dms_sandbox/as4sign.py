@@ -1,8 +1,16 @@
-"""The gateway's answers: receipts, pulled messages and ebMS error signals (docs/gateway.md, "Success").
+"""The gateway's answers: receipts, Notification answers, pulled messages and ebMS error signals
+(docs/gateway.md, "Answers").
 
-Receipts, EBMS:0006 warnings and pulled user messages are signed with the gateway certificate by
-signxml's ``XMLSigner`` (detached, exclusive C14N, RSA-SHA256, SHA-256; key in a BinarySecurityToken).
-Error signals for rejected requests are not signed, as real gateways answer them.
+Receipts, Notification answers, EBMS:0006 warnings and pulled user messages are signed with the gateway
+certificate by signxml's ``XMLSigner`` (detached, exclusive C14N, RSA-SHA256, SHA-256) over Body and
+``eb:Messaging``; the key is named by IssuerSerial (as Holodeck B2B does, the default) or carried in a
+BinarySecurityToken (``ResponseSigner(key_reference=...)``).  Attachments are not signed (**model**:
+whether the DMS gateway signs them is not public; signxml cannot sign ``cid:`` references).  Error
+signals for rejected requests are not signed, as real gateways answer them.
+
+Answers with attachments are SOAP with Attachments (``multipart/related``, ``multipart()``).  The parts
+are framed here rather than by the ``email`` package, whose generator rewrites line ends inside binary
+parts.
 """
 
 from __future__ import annotations
@@ -21,13 +29,18 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 from .as4verify import (BASE64_BINARY, DEFAULT_MPC, EBMS_ERRORS, GATEWAY_PARTY, INITIATOR_ROLE, NS,
                         RESPONDER_ROLE, WSU_ID, X509V3)
 
+KEY_REFERENCES = ("issuer_serial", "binary_security_token")
+NOTIFICATIONS_NS = "urn:dkcustoms:dms-sandbox:notifications"
+PULLED_SERVICE = "DMS.Import2"
+PULLED_ACTION = "Notification"
+ORIGINAL_MESSAGE_PROPERTY = "originalMessageId"
+
 S12 = "{%s}" % NS["S12"]
 EB = "{%s}" % NS["eb"]
 WSSE = "{%s}" % NS["wsse"]
 DS = "{%s}" % NS["ds"]
 EBBP = "{%s}" % NS["ebbp"]
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-SANDBOX_NS = "urn:dkcustoms:dms-sandbox"
 CONTENT_TYPE = "application/soap+xml; charset=utf-8"
 RESPONSE_NSMAP = {k: NS[k] for k in ("S12", "eb", "wsse", "wsu", "ds", "ebbp")}
 
@@ -62,25 +75,38 @@ def _message_info(parent, ref_to_message_id=None):
 
 
 class ResponseSigner:
-    """Signs response envelopes with the gateway's key (Body + eb:Messaging, BinarySecurityToken)."""
+    """Signs answer envelopes with the gateway's key over Body + eb:Messaging, naming the key by
+    IssuerSerial (as Holodeck does) or by a BinarySecurityToken."""
 
-    def __init__(self, cert_pem, key_pem):
+    def __init__(self, cert_pem, key_pem, key_reference="issuer_serial"):
+        if key_reference not in KEY_REFERENCES:
+            raise ValueError("answer key reference must be one of %s" % ", ".join(KEY_REFERENCES))
         self.cert = x509.load_pem_x509_certificate(cert_pem)
         self.key = serialization.load_pem_private_key(key_pem, password=None)
+        self.key_reference = key_reference
         self._cert_b64 = base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+    def _key_info(self, security):
+        key_info = etree.Element(DS + "KeyInfo", nsmap={"ds": NS["ds"]})
+        str_ref = etree.SubElement(key_info, WSSE + "SecurityTokenReference", nsmap={"wsse": NS["wsse"]})
+        if self.key_reference == "binary_security_token":
+            bst_id = f"gateway-cert-{uuid.uuid4()}"
+            bst = etree.SubElement(security, WSSE + "BinarySecurityToken", EncodingType=BASE64_BINARY, ValueType=X509V3)
+            bst.set(WSU_ID, bst_id)
+            bst.text = self._cert_b64
+            etree.SubElement(str_ref, WSSE + "Reference", URI="#" + bst_id, ValueType=X509V3)
+        else:
+            issuer_serial = etree.SubElement(etree.SubElement(str_ref, DS + "X509Data"), DS + "X509IssuerSerial")
+            etree.SubElement(issuer_serial, DS + "X509IssuerName").text = self.cert.issuer.rfc4514_string()
+            etree.SubElement(issuer_serial, DS + "X509SerialNumber").text = str(self.cert.serial_number)
+        return key_info
 
     def sign(self, envelope):
         header = envelope.find("S12:Header", NS)
-        security = etree.SubElement(header, WSSE + "Security")
+        security = etree.Element(WSSE + "Security")
+        header.insert(0, security)
         security.set(S12 + "mustUnderstand", "true")
-        bst_id = f"gateway-cert-{uuid.uuid4()}"
-        bst = etree.SubElement(security, WSSE + "BinarySecurityToken",
-                               EncodingType=BASE64_BINARY, ValueType=X509V3)
-        bst.set(WSU_ID, bst_id)
-        bst.text = self._cert_b64
-        key_info = etree.Element(DS + "KeyInfo", nsmap={"ds": NS["ds"]})
-        str_ref = etree.SubElement(key_info, WSSE + "SecurityTokenReference", nsmap={"wsse": NS["wsse"]})
-        etree.SubElement(str_ref, WSSE + "Reference", URI="#" + bst_id, ValueType=X509V3)
+        key_info = self._key_info(security)
         uris = ["#" + envelope.find("S12:Body", NS).get(WSU_ID),
                 "#" + header.find("eb:Messaging", NS).get(WSU_ID)]
         signer = XMLSigner(method=SignatureConstructionMethod.detached,
@@ -140,26 +166,13 @@ def internal_error(detail):
     return envelope
 
 
-def pulled_user_message(stored, gateway_user, mpc):
-    """The envelope answering a pull that found ``stored`` (bytes placed on the MPC).
-
-    A stored SOAP 1.2 envelope with an eb:UserMessage is returned as it is (given wsu:Ids so it can be
-    signed); anything else is a payload: XML goes into the SOAP Body, other bytes Base64 in
-    ``sbx:BinaryPayload``, under a UserMessage from SKAT-MFT-AS4 to ``<gateway user>_AS4``.
-    """
-    parsed = _parse_xml(stored)
-    if parsed is not None and parsed.tag == S12 + "Envelope" \
-            and parsed.find("S12:Header/eb:Messaging/eb:UserMessage", NS) is not None:
-        for path, prefix in (("S12:Body", "body"), ("S12:Header/eb:Messaging", "messaging")):
-            element = parsed.find(path, NS)
-            if element is not None and not element.get(WSU_ID):
-                element.set(WSU_ID, f"{prefix}-{uuid.uuid4()}")
-        for old in parsed.findall("S12:Header/wsse:Security", NS):
-            old.getparent().remove(old)
-        return parsed
-    envelope, messaging, body = _envelope()
-    user_message = etree.SubElement(messaging, EB + "UserMessage", mpc=mpc or DEFAULT_MPC)
-    _message_info(user_message)
+def _user_message(messaging, service, action, gateway_user, ref_to_message_id=None, mpc=None, properties=None,
+                  attachments=()):
+    """A UserMessage from the gateway to ``<gateway user>_AS4`` whose payloads are ``attachments``."""
+    user_message = etree.SubElement(messaging, EB + "UserMessage")
+    if mpc:
+        user_message.set("mpc", mpc)
+    _message_info(user_message, ref_to_message_id)
     party_info = etree.SubElement(user_message, EB + "PartyInfo")
     for side, party, role in (("From", GATEWAY_PARTY, RESPONDER_ROLE),
                               ("To", f"{gateway_user}_AS4", INITIATOR_ROLE)):
@@ -167,17 +180,71 @@ def pulled_user_message(stored, gateway_user, mpc):
         etree.SubElement(element, EB + "PartyId", type="string").text = party
         etree.SubElement(element, EB + "Role").text = role
     collaboration = etree.SubElement(user_message, EB + "CollaborationInfo")
-    etree.SubElement(collaboration, EB + "Service").text = "DMS.Import2"
-    etree.SubElement(collaboration, EB + "Action").text = "Notification"
+    etree.SubElement(collaboration, EB + "Service", type="string").text = service
+    etree.SubElement(collaboration, EB + "Action").text = action
     etree.SubElement(collaboration, EB + "ConversationId").text = "placeholder"
+    if properties:
+        holder = etree.SubElement(user_message, EB + "MessageProperties")
+        for name, value in properties.items():
+            etree.SubElement(holder, EB + "Property", name=name).text = value
     payload_info = etree.SubElement(user_message, EB + "PayloadInfo")
-    etree.SubElement(payload_info, EB + "PartInfo")  # no href: the payload is the SOAP Body
-    if parsed is not None:
-        body.append(parsed)
-    else:
-        binary = etree.SubElement(body, "{%s}BinaryPayload" % SANDBOX_NS, nsmap={"sbx": SANDBOX_NS})
-        binary.text = base64.b64encode(stored).decode("ascii")
-    return envelope
+    for content_id, content_type, _data in attachments:
+        part = etree.SubElement(payload_info, EB + "PartInfo", href=f"cid:{content_id}")
+        part_properties = etree.SubElement(part, EB + "PartProperties")
+        etree.SubElement(part_properties, EB + "Property", name="MimeType").text = content_type
+    return user_message
+
+
+def notifications_document(notifications, submitter_id, service, date_from, date_to):
+    """The first attachment of a Notification answer (**model**: the real document's schema is not
+    public): ``<Notifications>`` with one ``<Notification>`` per stored notification of the window."""
+    root = etree.Element("{%s}Notifications" % NOTIFICATIONS_NS, nsmap={None: NOTIFICATIONS_NS})
+    for name, value in (("count", str(len(notifications))), ("submitterId", submitter_id), ("service", service),
+                        ("dateFrom", date_from), ("dateTo", date_to)):
+        root.set(name, value)
+    for notification in notifications:
+        item = etree.SubElement(root, "{%s}Notification" % NOTIFICATIONS_NS, id=str(notification["id"]),
+                                createdAt=notification["created_at"])
+        if notification.get("service"):
+            item.set("service", notification["service"])
+        item.text = notification["document"]
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+
+
+def notification_answer(request_message_id, gateway_user, service, document):
+    """(envelope, attachments) answering a Notification query: a UserMessage that refers to the query
+    (RefToMessageId) with the notifications document as its first attachment (**model**)."""
+    envelope, messaging, _ = _envelope()
+    attachments = [(f"notifications-{uuid.uuid4()}@dms-sandbox.gateway", "application/xml", document)]
+    _user_message(messaging, service, "Notification", gateway_user, ref_to_message_id=request_message_id,
+                  attachments=attachments)
+    return envelope, attachments
+
+
+def pulled_user_message(stored, gateway_user, mpc, original_message_id):
+    """(envelope, attachments) answering a pull that found ``stored`` (the bytes placed on the MPC): a
+    UserMessage on ``mpc`` with the payload as its attachment and the id of the message it answers as
+    its first property, where the reference client reads it (**model**: the property's name)."""
+    envelope, messaging, _ = _envelope()
+    content_type = "application/xml" if _parse_xml(stored) is not None else "application/octet-stream"
+    attachments = [(f"payload-{uuid.uuid4()}@dms-sandbox.gateway", content_type, stored)]
+    _user_message(messaging, PULLED_SERVICE, PULLED_ACTION, gateway_user, mpc=mpc or DEFAULT_MPC,
+                  properties={ORIGINAL_MESSAGE_PROPERTY: original_message_id}, attachments=attachments)
+    return envelope, attachments
+
+
+def multipart(soap, attachments):
+    """(Content-Type, body) of SOAP with Attachments: the SOAP part first, named by ``start``."""
+    boundary = f"MIMEBoundary_{uuid.uuid4().hex}"
+    root_id = f"root.{uuid.uuid4().hex}@dms-sandbox.gateway"
+    chunks = []
+    for content_id, content_type, data in [(root_id, "application/soap+xml; charset=UTF-8", soap)] + list(attachments):
+        chunks.append(f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: binary\r\n"
+                      f"Content-ID: <{content_id}>\r\n\r\n".encode("ascii") + data + b"\r\n")
+    body = b"".join(chunks) + f"--{boundary}--\r\n".encode("ascii")
+    content_type = (f'multipart/related; type="application/soap+xml"; boundary="{boundary}"; '
+                    f'start="<{root_id}>"; start-info="application/soap+xml"')
+    return content_type, body
 
 
 def _parse_xml(data):

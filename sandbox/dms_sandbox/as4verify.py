@@ -47,6 +47,9 @@ INITIATOR_ROLE = EBMS_NS + "/initiator"
 RESPONDER_ROLE = EBMS_NS + "/responder"
 DEFAULT_MPC = EBMS_NS + "/defaultMPC"
 GATEWAY_PARTY = "SKAT-MFT-AS4"
+EBMS_ROLE = "ebms"
+ULTIMATE_RECEIVER = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
+EBMS_HEADER = 'the wsse:Security header with S12:role="ebms"'
 
 CREATED_TOLERANCE = datetime.timedelta(minutes=5)
 
@@ -84,11 +87,15 @@ class InboundMessage:
     kind: str  # "user" (eb:UserMessage) or "pull" (eb:SignalMessage/eb:PullRequest) or "signal"
     mpc: str = DEFAULT_MPC
     from_party: str | None = None
+    from_party_type: str | None = None
     from_role: str | None = None
     to_party: str | None = None
+    to_party_type: str | None = None
     to_role: str | None = None
     service: str | None = None
+    service_type: str | None = None
     action: str | None = None
+    properties: dict = field(default_factory=dict)
     username_token: etree._Element | None = None
     signature: etree._Element | None = None
     signed_references: list = field(default_factory=list)
@@ -145,10 +152,15 @@ def parse_envelope(body_bytes):
             raise As4Error("EBMS:0009", "eb:PartyInfo needs eb:From/eb:PartyId and eb:To/eb:PartyId", message_id)
         msg.from_party = (from_id.text or "").strip()
         msg.to_party = (to_id.text or "").strip()
+        msg.from_party_type, msg.to_party_type = from_id.get("type"), to_id.get("type")
         msg.from_role = _text(unit, "eb:PartyInfo/eb:From/eb:Role")
         msg.to_role = _text(unit, "eb:PartyInfo/eb:To/eb:Role")
         msg.service = _text(unit, "eb:CollaborationInfo/eb:Service")
+        service = unit.find("eb:CollaborationInfo/eb:Service", NS)
+        msg.service_type = service.get("type") if service is not None else None
         msg.action = _text(unit, "eb:CollaborationInfo/eb:Action")
+        msg.properties = {p.get("name"): (p.text or "").strip()
+                          for p in unit.findall("eb:MessageProperties/eb:Property", NS)}
         if not msg.service or not msg.action:
             raise As4Error("EBMS:0009", "eb:CollaborationInfo needs eb:Service and eb:Action", message_id)
     else:
@@ -165,14 +177,46 @@ def security_headers(msg):
     return msg.envelope.findall("S12:Header/wsse:Security", NS)
 
 
+def _role(header):
+    role = header.get("{%s}role" % NS["S12"])
+    return None if role in (None, "", ULTIMATE_RECEIVER) else role
+
+
+def header_for_role(msg, role):
+    """The one ``wsse:Security`` header for ``role`` (None: the default header), or None."""
+    found = [header for header in security_headers(msg) if _role(header) == role]
+    if len(found) > 1:
+        raise As4Error("EBMS:0103", "more than one wsse:Security header for %s"
+                       % (f'S12:role="{role}"' if role else "the default role"), msg.message_id)
+    return found[0] if found else None
+
+
 def find_username_token(msg):
-    tokens = [t for sec in security_headers(msg) for t in sec.findall("wsse:UsernameToken", NS)]
+    """The UsernameToken, read only from the ``ebms``-role header (ebMS3 Core 7.10; Holodeck B2B
+    authorises with that header), which must hold nothing else - as SKAT's reference client sends it."""
+    ebms = header_for_role(msg, EBMS_ROLE)
+    header_for_role(msg, None)  # at most one default header either
+    tokens = ebms.findall("wsse:UsernameToken", NS) if ebms is not None else []
     if not tokens:
-        raise As4Error("EBMS:0103", "no wsse:Security header with a wsse:UsernameToken", msg.message_id)
+        elsewhere = [t for sec in security_headers(msg) for t in sec.findall("wsse:UsernameToken", NS)]
+        if elsewhere:
+            raise As4Error("EBMS:0103", f"the wsse:UsernameToken is in the {_where(elsewhere[0])}; the gateway "
+                                        f"reads it only from {EBMS_HEADER} (ebMS3 Core 7.10)", msg.message_id)
+        raise As4Error("EBMS:0103", f"no wsse:UsernameToken in {EBMS_HEADER}", msg.message_id)
     if len(tokens) > 1:
-        raise As4Error("EBMS:0103", "more than one wsse:UsernameToken", msg.message_id)
+        raise As4Error("EBMS:0103", f"more than one wsse:UsernameToken in {EBMS_HEADER}", msg.message_id)
+    others = [etree.QName(child).localname for child in ebms if child is not tokens[0]]
+    if others:
+        raise As4Error("EBMS:0103", f"{EBMS_HEADER} holds only the wsse:UsernameToken; found {', '.join(others)} "
+                                    "there (the signature belongs in the default wsse:Security header)",
+                       msg.message_id)
     msg.username_token = tokens[0]
     return tokens[0]
+
+
+def _where(element):
+    role = _role(element.getparent())
+    return f'wsse:Security header with S12:role="{role}"' if role else "default wsse:Security header"
 
 
 def password_digest(nonce_bytes, created, password):
@@ -236,9 +280,11 @@ def check_username_token(msg, path_user, account, use_nonce, now=None):
 def check_signature_policy(msg):
     """One ds:Signature, RSA-SHA256 / exc-C14N / SHA-256, covering Body, eb:Messaging and the UsernameToken."""
     ref = msg.message_id
-    signatures = [s for sec in security_headers(msg) for s in sec.findall("ds:Signature", NS)]
+    default = header_for_role(msg, None)
+    signatures = default.findall("ds:Signature", NS) if default is not None else []
     if not signatures:
-        raise As4Error("EBMS:0103", "message is not signed: no ds:Signature in a wsse:Security header", ref)
+        raise As4Error("EBMS:0103", "message is not signed: no ds:Signature in the default wsse:Security header",
+                       ref)
     if len(signatures) > 1 or len(msg.envelope.findall(".//ds:Signature", NS)) > 1:
         raise As4Error("EBMS:0103", "expected exactly one ds:Signature in the message", ref)
     signature = signatures[0]
@@ -338,11 +384,12 @@ def signing_certificate(msg, registered_cert):
         if not uri.startswith("#"):
             raise As4Error("EBMS:0103", "wsse:Reference URI must point to a wsse:BinarySecurityToken in the "
                                         "message (\"#<wsu:Id>\")", ref)
-        tokens = [t for sec in security_headers(msg) for t in sec.findall("wsse:BinarySecurityToken", NS)
+        default = header_for_role(msg, None)
+        tokens = [t for t in (default.findall("wsse:BinarySecurityToken", NS) if default is not None else [])
                   if t.get(WSU_ID) == uri[1:]]
         if len(tokens) != 1:
             raise As4Error("EBMS:0103", f"wsse:Reference {uri} does not resolve to exactly one "
-                                        "wsse:BinarySecurityToken in a wsse:Security header", ref)
+                                        "wsse:BinarySecurityToken in the default wsse:Security header", ref)
         token = tokens[0]
         if token.get("ValueType") != X509V3:
             raise As4Error("EBMS:0103", "wsse:BinarySecurityToken ValueType must be …#X509v3", ref)

@@ -17,6 +17,7 @@ import sys
 import time
 
 from dms_sandbox import pki as pki_module
+from dms_sandbox.adminclient import AdminClient
 
 # Demo secrets: they protect throw-away sandbox certificates only. Real inventories keep theirs in an
 # ansible-vault file whose password is not in the repository (see examples/inventory/README.md).
@@ -107,11 +108,7 @@ class Sandbox:
                        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
     def _admin(self, method, path, body=None):
-        import requests  # pylint: disable=import-outside-toplevel
-
-        response = requests.request(method, self.info["admin_url"] + path, json=body, timeout=30)
-        response.raise_for_status()
-        return response.json() if response.content else None
+        return AdminClient(self.info).call(method, path, body)
 
     def counters(self):
         return self._admin("GET", "/counters")
@@ -123,12 +120,28 @@ class Sandbox:
     def set_faults(self, service, **faults):
         return self._admin("POST", "/faults", dict(faults, service=service))
 
+    def add_notification(self, cvr, message, service=None):
+        """A notification the gateway's Notification query lists for the company ``cvr``."""
+        return self._admin("POST", "/notifications", {"cvr": cvr, "message": message, "service": service})
+
     def __enter__(self):
         self.start()
         return self
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def probe_summary(report):
+    """One line on what the connection test's probe found, from the fleet report's data."""
+    hosts = (report or {}).get("hosts", [])
+    probes = sorted({h.get("connectivity_probe") or "-" for h in hosts})
+    signatures = {}
+    for host in hosts:
+        signatures[host.get("answer_signature") or "none"] = signatures.get(host.get("answer_signature") or "none", 0) + 1
+    attachments = sum(int(h.get("answer_attachments") or 0) for h in hosts)
+    return "probe %s on %d hosts; answer signature %s; %d attachments reported" % (
+        "/".join(probes), len(hosts), ", ".join("%s on %d" % item for item in sorted(signatures.items())), attachments)
 
 
 def portal_totals(counters):
@@ -385,6 +398,9 @@ def main(argv=None):
                                        for e in sorted(set(assignment.values()))),
             fleet.inventory_dir, fleet.vault_password_file), flush=True)
         report_dir = os.path.join(out, "report")
+        for cvr in sorted({manifest["entities"][entity]["cvr"] for entity in assignment.values()}):
+            sandbox.add_notification(cvr, "demo: declaration accepted for CVR %s" % cvr)
+        print("== gateway: one notification per company, for the connection test's Notification query", flush=True)
 
         print("\n== run 1: onboarding", flush=True)
         first = fleet.onboard("-e", "onboarding_report_dir=%s" % report_dir, on_line=PhasePrinter())
@@ -393,6 +409,12 @@ def main(argv=None):
                 first.returncode, _save(out, "run1.log", first.output)))
         _save(out, "run1.log", first.output)
         print("   %.1fs; report: %s" % (first.seconds, os.path.join(report_dir, "report.html")), flush=True)
+        first_report = _load_json(os.path.join(report_dir, "report.json"))
+        print("   connection test: %s" % probe_summary(first_report), flush=True)
+        if any(h.get("connectivity_probe") != "notification" or h.get("answer_signature") != "verified"
+               for h in (first_report or {}).get("hosts", [])):
+            failures.append("not every host's connection test was a verified notification query: %s"
+                            % probe_summary(first_report))
 
         print("\n== run 2: the same again must change nothing", flush=True)
         second = fleet.onboard("-e", "onboarding_report_dir=%s" % report_dir, on_line=PhasePrinter())
@@ -420,6 +442,14 @@ def main(argv=None):
         return 1
     print("== demo passed: every host onboarded, second run changed=0", flush=True)
     return 0
+
+
+def _load_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def _save(out, name, text):

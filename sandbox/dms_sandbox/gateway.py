@@ -2,6 +2,12 @@
 
 The HTTPS server (server.py) owns sockets, TLS and fault injection; for every request on the gateway
 port it calls :meth:`Gateway.handle` and writes back the ``(status, headers, body)`` it returns.
+
+What it serves: the Notification query of SKAT's reference client on DMS.Import / DMS.Import2 /
+DMS.Export2 (a signed ``multipart/related`` answer whose first attachment lists the account's
+notifications of the window), pulls on any MPC (a signed multipart message, or EBMS:0006), and the
+ebMS3 test service only when started with ``--serve-test-service`` (otherwise EBMS:0010: nothing
+public shows the DMS gateway serving it).  Everything else is EBMS:0010.
 """
 
 from __future__ import annotations
@@ -10,6 +16,11 @@ import datetime
 import logging
 import re
 import urllib.parse
+
+try:
+    import zoneinfo
+except ImportError:  # pragma: no cover - Python < 3.9
+    zoneinfo = None
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -22,6 +33,12 @@ LOG = logging.getLogger(__name__)
 EXCHANGE_PATH = re.compile(r"^/exchange/([^/?#]+)/?$")
 ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+NOTIFICATION_SERVICES = ("DMS.Import", "DMS.Import2", "DMS.Export2")
+NOTIFICATION_PROPERTIES = ("lang", "submitterId", "dateFrom", "dateTo")
+NOTIFICATION_LANGUAGES = ("EN", "DA")
+# dateFrom/dateTo exactly as the reference client writes them: local time, milliseconds, no zone.
+REFERENCE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}")
+NOTIFICATION_TIME_ZONE = "Europe/Copenhagen"
 
 
 def _plain(status, text, extra=None):
@@ -30,8 +47,26 @@ def _plain(status, text, extra=None):
     return status, headers, (text + "\n").encode("utf-8")
 
 
-def _soap(status, envelope):
-    return status, {"Content-Type": as4sign.CONTENT_TYPE}, as4sign.serialize(envelope)
+def _soap(status, envelope, attachments=()):
+    soap = as4sign.serialize(envelope)
+    if attachments:
+        content_type, body = as4sign.multipart(soap, attachments)
+        return status, {"Content-Type": content_type}, body
+    return status, {"Content-Type": as4sign.CONTENT_TYPE}, soap
+
+
+def _window_zone():
+    """Danish time, in which the notification window's dates are read (**model**); UTC without tz data."""
+    if zoneinfo is not None:
+        try:
+            return zoneinfo.ZoneInfo(NOTIFICATION_TIME_ZONE)
+        except Exception:  # pylint: disable=broad-except  # ZoneInfoNotFoundError, a broken tz database
+            pass
+    return datetime.timezone.utc
+
+
+def _epoch(local_text, zone):
+    return datetime.datetime.fromisoformat(local_text).replace(tzinfo=zone).timestamp()
 
 
 def certificate_user_id(cert):
@@ -62,11 +97,13 @@ def _check_content_type(headers):
 class Gateway:
     """Authenticates and answers AS4 messages for the gateway users the store knows."""
 
-    def __init__(self, store, signing_cert_pem, signing_key_pem, trusted_ca_pems=(), require_client_cert=False):
+    def __init__(self, store, signing_cert_pem, signing_key_pem, trusted_ca_pems=(), require_client_cert=False,
+                 serve_test_service=False, answer_key_reference="issuer_serial"):
         self.store = store
-        self.signer = as4sign.ResponseSigner(signing_cert_pem, signing_key_pem)
+        self.signer = as4sign.ResponseSigner(signing_cert_pem, signing_key_pem, answer_key_reference)
         self.trusted_cas = [c for pem in trusted_ca_pems for c in x509.load_pem_x509_certificates(pem)]
         self.require_client_cert = require_client_cert
+        self.serve_test_service = serve_test_service
 
     # -- entry point ----------------------------------------------------------------------------
 
@@ -84,7 +121,7 @@ class Gateway:
         if refusal:
             return _plain(403, f"Forbidden: {refusal}")
         try:
-            status, envelope, result = self._exchange(gateway_user, account, headers, body)
+            status, envelope, attachments, result = self._exchange(gateway_user, account, headers, body)
         except As4Error as exc:
             self.store.count_gateway(exc.code)
             return _soap(500, as4sign.error_signal(exc.code, exc.detail, exc.ref_to_message_id))
@@ -94,7 +131,7 @@ class Gateway:
             return _soap(500, as4sign.internal_error(f"internal error of the sandbox gateway "
                                                      f"({exc.__class__.__name__})"))
         self.store.count_gateway(result)
-        return _soap(status, envelope)
+        return _soap(status, envelope, attachments)
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -136,7 +173,7 @@ class Gateway:
     # -- messages -------------------------------------------------------------------------------
 
     def _exchange(self, gateway_user, account, headers, body):
-        """Run the checks of docs/gateway.md in order; returns (status, envelope, counter result)."""
+        """Run the checks of docs/gateway.md in order; returns (status, envelope, attachments, counter result)."""
         _check_content_type(headers)
         msg = as4verify.parse_envelope(body)
         as4verify.find_username_token(msg)
@@ -150,29 +187,79 @@ class Gateway:
                                         f"serial {cert.serial_number}, not by the certificate registered for "
                                         f"{gateway_user}", msg.message_id)
         if msg.kind == "user":
-            self._check_pmode(msg, gateway_user)
-            return 200, self.signer.sign(as4sign.receipt(msg.message_id, msg.signed_references)), "accepted"
+            self._check_parties(msg, gateway_user)
+            if (msg.service, msg.action) == (TEST_SERVICE, TEST_ACTION):
+                return self._test_service(msg)
+            if msg.service in NOTIFICATION_SERVICES and msg.action == "Notification":
+                return self._notification(msg, gateway_user, account)
+            raise As4Error("EBMS:0010", f"Service {msg.service!r} / Action {msg.action!r} is not served: the sandbox "
+                                        "gateway answers the Notification query (DMS.Import, DMS.Import2, "
+                                        "DMS.Export2) and pulls", msg.message_id)
         if msg.kind == "pull":
-            stored = self.store.mpc_pop(gateway_user, msg.mpc)
-            if stored is None:
-                warning = as4sign.error_signal("EBMS:0006", f"no message is waiting on MPC {msg.mpc}",
-                                               msg.message_id, with_fault=False)
-                return 200, self.signer.sign(warning), "EBMS:0006"
-            return 200, self.signer.sign(as4sign.pulled_user_message(stored, gateway_user, msg.mpc)), "accepted"
+            return self._pull(msg, gateway_user)
         raise As4Error("EBMS:0010", "the only signal the gateway serves is eb:PullRequest", msg.message_id)
 
     @staticmethod
-    def _check_pmode(msg, gateway_user):
+    def _check_parties(msg, gateway_user):
         expected = (
             ("From PartyId", msg.from_party, f"{gateway_user}_AS4"),
+            ("From PartyId type", msg.from_party_type, "string"),
             ("From Role", msg.from_role, INITIATOR_ROLE),
             ("To PartyId", msg.to_party, GATEWAY_PARTY),
+            ("To PartyId type", msg.to_party_type, "string"),
             ("To Role", msg.to_role, RESPONDER_ROLE),
         )
         for name, got, want in expected:
             if got != want:
                 raise As4Error("EBMS:0010", f"{name} is {got!r}; the gateway expects {want!r}", msg.message_id)
-        if msg.service != TEST_SERVICE or msg.action != TEST_ACTION:
-            raise As4Error("EBMS:0010", f"Service {msg.service!r} / Action {msg.action!r} is not served: the "
-                                        "sandbox gateway answers the ebMS3 test service/action and pulls",
-                           msg.message_id)
+
+    def _test_service(self, msg):
+        if not self.serve_test_service:
+            raise As4Error("EBMS:0010", "the ebMS3 test service is not configured on this gateway (the sandbox "
+                                        "answers it only when started with --serve-test-service)", msg.message_id)
+        return 200, self.signer.sign(as4sign.receipt(msg.message_id, msg.signed_references)), (), "accepted"
+
+    def _notification(self, msg, gateway_user, account):
+        """The reference client's read-only query: the account's notifications of [dateFrom, dateTo]."""
+        ref = msg.message_id
+        if msg.service_type != "string":
+            raise As4Error("EBMS:0010", f"Service {msg.service!r} needs type=\"string\" (as SKAT's reference client "
+                                        "sends it)", ref)
+        missing = [name for name in NOTIFICATION_PROPERTIES if not msg.properties.get(name)]
+        if missing:
+            raise As4Error("EBMS:0003", f"the Notification query lacks the MessageProperties {', '.join(missing)}", ref)
+        props = msg.properties
+        if props["lang"] not in NOTIFICATION_LANGUAGES:
+            raise As4Error("EBMS:0003", f"lang {props['lang']!r} is not one of {', '.join(NOTIFICATION_LANGUAGES)}",
+                           ref)
+        if props["submitterId"] != account.get("cvr"):
+            raise As4Error("EBMS:0003", f"submitterId {props['submitterId'][:20]!r} is not the CVR of gateway user "
+                                        f"{gateway_user}", ref)
+        for name in ("dateFrom", "dateTo"):
+            if not REFERENCE_DATE.fullmatch(props[name]):
+                raise As4Error("EBMS:0003", f"{name} {props[name][:40]!r} is not written as 2022-03-22T12:30:00.000 "
+                                            "(local time, milliseconds, no zone)", ref)
+        zone = _window_zone()
+        try:
+            start, end = _epoch(props["dateFrom"], zone), _epoch(props["dateTo"], zone)
+        except ValueError:
+            raise As4Error("EBMS:0003", "dateFrom or dateTo is not a valid date and time", ref) from None
+        if start > end:
+            raise As4Error("EBMS:0003", "dateFrom is after dateTo", ref)
+        # Dates are written to the millisecond: dateTo covers that whole millisecond.
+        notifications = self.store.notifications_between(props["submitterId"], msg.service, start, end + 0.001)
+        document = as4sign.notifications_document(notifications, props["submitterId"], msg.service,
+                                                  props["dateFrom"], props["dateTo"])
+        envelope, attachments = as4sign.notification_answer(ref, gateway_user, msg.service, document)
+        return 200, self.signer.sign(envelope), attachments, "accepted"
+
+    def _pull(self, msg, gateway_user):
+        stored = self.store.mpc_pop(gateway_user, msg.mpc)
+        if stored is None:
+            warning = as4sign.error_signal("EBMS:0006", f"no message is waiting on MPC {msg.mpc}", msg.message_id,
+                                           with_fault=False)
+            return 200, self.signer.sign(warning), (), "EBMS:0006"
+        payload, original = stored
+        envelope, attachments = as4sign.pulled_user_message(payload, gateway_user, msg.mpc,
+                                                            original or as4sign.new_message_id())
+        return 200, self.signer.sign(envelope), attachments, "accepted"

@@ -236,12 +236,15 @@ class Sandbox:
     """Portal + gateway + admin API over one state directory and one PKI."""
 
     def __init__(self, state_dir, pki_manifest, faults, client_ca_files=(), require_client_cert_gateway=False,
-                 gateway_user_form="UI", session_lifetime_s=portal_module.SESSION_LIFETIME_S, portal_api="default"):
+                 gateway_user_form="UI", session_lifetime_s=portal_module.SESSION_LIFETIME_S,
+                 serve_test_service=False, answer_key_reference="issuer_serial", portal_api="default"):
         self.state_dir = os.path.abspath(state_dir)
         self.pki = pki_manifest
         self.faults = faults
         self.client_ca_files = [self.pki["ca_bundle"]] + [os.path.abspath(p) for p in client_ca_files]
         self.require_client_cert_gateway = require_client_cert_gateway
+        self.serve_test_service = serve_test_service
+        self.answer_key_reference = answer_key_reference
         self.store = Store(os.path.join(self.state_dir, "sandbox.db"), gateway_user_form=gateway_user_form)
         self.store.registrations_held = lambda: self.faults["portal"].get("registration_stuck")
         self.portal = portal_module.Portal(self.store, faults["portal"], session_lifetime_s=session_lifetime_s)
@@ -269,7 +272,9 @@ class Sandbox:
                 trusted.append(handle.read())
         try:
             return gateway.Gateway(store=self.store, signing_cert_pem=cert_pem, signing_key_pem=key_pem,
-                                   trusted_ca_pems=trusted, require_client_cert=self.require_client_cert_gateway)
+                                   trusted_ca_pems=trusted, require_client_cert=self.require_client_cert_gateway,
+                                   serve_test_service=self.serve_test_service,
+                                   answer_key_reference=self.answer_key_reference)
         except Exception as exc:  # pylint: disable=broad-except
             log("gateway: cannot start: %s" % traceback.format_exc())
             raise ValueError("the AS4 gateway cannot start (%s: %s); the sandbox does not run without it. Fix: "
@@ -295,6 +300,7 @@ class Sandbox:
         }
         for name, service in services.items():
             self.servers[name] = _bind(service, previous.get(name))
+        self.admin.allow_port(self.servers["admin"].server_address[1])
         for name, server in self.servers.items():
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                       name="serve-" + name, daemon=True)
@@ -310,12 +316,15 @@ class Sandbox:
             "portal_api": self.portal_api,
             "gateway_url": "https://%s:%d" % (LOOPBACK, ports["gateway"]),
             "admin_url": "http://%s:%d" % (LOOPBACK, ports["admin"]),
+            "admin_token": self.admin.token,
             "ca_bundle": self.pki["server"]["ca_bundle"],
             "gateway_certificate": self.pki["server"]["gateway_signing"]["cert"],
             "pki_dir": self.pki.get("_dir"),
             "state_dir": self.state_dir,
             "client_ca_files": self.client_ca_files,
             "require_client_cert_gateway": self.require_client_cert_gateway,
+            "serve_test_service": self.serve_test_service,
+            "answer_key_reference": self.answer_key_reference,
             "gateway_user_form": self.store.gateway_user_form,
             "pid": os.getpid(),
         }

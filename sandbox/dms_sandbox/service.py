@@ -40,6 +40,13 @@ def add_subcommands(subparsers):
                        help="also accept client certificates from the CA(s) in FILE (repeatable)")
     serve.add_argument("--require-client-cert-gateway", action="store_true",
                        help="the gateway requires a TLS client certificate (default: checked when presented)")
+    serve.add_argument("--serve-test-service", action="store_true",
+                       help="the gateway answers the ebMS3 test service with a receipt (default: EBMS:0010, as "
+                            "nothing public shows the DMS gateway serving it)")
+    serve.add_argument("--answer-key-reference", choices=("issuer_serial", "binary_security_token"),
+                       default="issuer_serial",
+                       help="how the gateway's signed answers name its certificate: issuer and serial number (as "
+                            "Holodeck B2B does; default) or a BinarySecurityToken carrying it")
     serve.add_argument("--gateway-user-form", choices=("UI", "UR"), default="UI",
                        help="form of the gateway user the portal issues: CVR_<cvr>_UI_<uuid> (default) or the "
                             "CVR_<cvr>_UR_<uuid> of the guide's screenshot")
@@ -73,8 +80,11 @@ def _read_json(path):
 
 
 def _write_json_atomically(path, document):
+    """Mode 0600 from the first byte: sandbox.json holds the admin API's token."""
     temporary = "%s.%d.tmp" % (path, os.getpid())
-    with open(temporary, "w", encoding="utf-8") as handle:
+    _remove(temporary)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=1, sort_keys=True)
         handle.write("\n")
     os.replace(temporary, path)
@@ -184,6 +194,9 @@ def _child_argv(args):
         argv += ["--client-ca", os.path.abspath(path)]
     if args.require_client_cert_gateway:
         argv.append("--require-client-cert-gateway")
+    if args.serve_test_service:
+        argv.append("--serve-test-service")
+    argv += ["--answer-key-reference", args.answer_key_reference]
     argv += ["--gateway-user-form", args.gateway_user_form, "--session-lifetime", repr(args.session_lifetime),
              "--portal-api", args.portal_api]
     for service in faults_module.SERVICES:
@@ -252,6 +265,7 @@ def _serve(args, state, faults):
         sandbox = Sandbox(state, manifest, faults, client_ca_files=args.client_ca,
                           require_client_cert_gateway=args.require_client_cert_gateway,
                           gateway_user_form=args.gateway_user_form, session_lifetime_s=args.session_lifetime,
+                          serve_test_service=args.serve_test_service, answer_key_reference=args.answer_key_reference,
                           portal_api=args.portal_api)
         ready = sandbox.start()
         ready["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

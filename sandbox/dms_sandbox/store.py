@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS mpc (
     queued_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mpc_queue ON mpc (gateway_user, mpc, id);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cvr TEXT NOT NULL,
+    service TEXT,                                -- NULL: listed for every service
+    document TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_by_cvr ON notifications (cvr, created_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -118,6 +126,9 @@ class Store:
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        # State directories made before pulled messages carried the id of the message they answer.
+        if "original_message_id" not in [row[1] for row in conn.execute("PRAGMA table_info(mpc)")]:
+            conn.execute("ALTER TABLE mpc ADD COLUMN original_message_id TEXT")
 
     # -- connections and transactions ------------------------------------------------------------------
     def _conn(self):
@@ -299,6 +310,7 @@ class Store:
             "interfaces": account["interfaces"],
             "gateway_password": account["gateway_password"] if registered else None,
             "certificate_der": account["registered_certificate_der"],
+            "cvr": account["cvr"],
         }
 
     def use_nonce(self, nonce):
@@ -313,28 +325,44 @@ class Store:
         """Count one gateway answer: "accepted" or an ebMS error code such as "EBMS:0101"."""
         self.count("gateway:" + result)
 
-    def mpc_push(self, gateway_user, mpc, message):
+    def mpc_push(self, gateway_user, mpc, message, original_message_id=None):
         if isinstance(message, str):
             message = message.encode("utf-8")
         with self.write() as conn:
-            conn.execute("INSERT INTO mpc (gateway_user, mpc, message, queued_at) VALUES (?, ?, ?, ?)",
-                         (gateway_user, mpc, message, time.time()))
+            conn.execute("INSERT INTO mpc (gateway_user, mpc, message, queued_at, original_message_id) "
+                         "VALUES (?, ?, ?, ?, ?)", (gateway_user, mpc, message, time.time(), original_message_id))
 
     def mpc_pop(self, gateway_user, mpc):
+        """(message bytes, id of the message it answers) of the oldest waiting message, or None."""
         with self.write() as conn:
-            row = conn.execute("SELECT id, message FROM mpc WHERE gateway_user = ? AND mpc = ? ORDER BY id LIMIT 1",
-                               (gateway_user, mpc)).fetchone()
+            row = conn.execute("SELECT id, message, original_message_id FROM mpc WHERE gateway_user = ? AND mpc = ? "
+                               "ORDER BY id LIMIT 1", (gateway_user, mpc)).fetchone()
             if row is None:
                 return None
             conn.execute("DELETE FROM mpc WHERE id = ?", (row["id"],))
             conn.execute("INSERT INTO counters (name, value) VALUES ('mpc:dequeued', 1) "
                          "ON CONFLICT (name) DO UPDATE SET value = value + 1")
-            return bytes(row["message"])
+            return bytes(row["message"]), row["original_message_id"]
 
     def mpc_count(self, gateway_user, mpc):
         row = self._conn().execute("SELECT COUNT(*) AS n FROM mpc WHERE gateway_user = ? AND mpc = ?",
                                    (gateway_user, mpc)).fetchone()
         return row["n"]
+
+    def notification_add(self, cvr, document, service=None, at=None):
+        """Store a notification for the company ``cvr``; returns its id."""
+        with self.write() as conn:
+            cursor = conn.execute("INSERT INTO notifications (cvr, service, document, created_at) VALUES (?, ?, ?, ?)",
+                                  (cvr, service, document, time.time() if at is None else at))
+            return cursor.lastrowid
+
+    def notifications_between(self, cvr, service, start, end):
+        """The notifications of ``cvr`` for ``service`` (or for every service) created in [start, end]."""
+        rows = self._conn().execute(
+            "SELECT id, service, document, created_at FROM notifications WHERE cvr = ? AND created_at BETWEEN ? AND ? "
+            "AND (service IS NULL OR service = ?) ORDER BY id", (cvr, start, end, service)).fetchall()
+        return [{"id": row["id"], "service": row["service"], "document": row["document"],
+                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["created_at"]))} for row in rows]
 
     # -- counters ----------------------------------------------------------------------------------------
     def count(self, name, amount=1):

@@ -18,6 +18,8 @@ import time
 import pytest
 import requests
 
+from dms_sandbox.adminclient import AdminClient
+
 STARTUP_TIMEOUT_S = 60
 NEW_PASSWORD = "Sandbox-Password-2026"
 
@@ -155,8 +157,7 @@ class Sandbox:
 
     # -- admin API --------------------------------------------------------------------------------------
     def admin(self, method, path, body=None):
-        answer = requests.request(method, self.info["admin_url"] + path, json=body, timeout=30)
-        return answer
+        return AdminClient(self.info).request(method, path, body)
 
     def counters(self):
         answer = self.admin("GET", "/counters")

@@ -1,7 +1,8 @@
 """The AS4 gateway over real HTTPS, after a real portal registration (fixtures: tests/sandbox/conftest.py).
 
 Certificates are registered through the portal API as the guide's manual procedure does; messages come
-from as4_test_client.py; receipts are verified with signxml against `gateway_certificate` of sandbox.json.
+from as4_test_client.py; answers are verified with signxml and with xmlsec1 against
+`gateway_certificate` of sandbox.json.
 """
 
 import datetime
@@ -55,13 +56,18 @@ def send(box, envelope, user, cert_entry=None):
                         headers={"Content-Type": "application/soap+xml; charset=utf-8"})
 
 
-def verified(answer, box):
-    """The answer's envelope once its signature verifies against the sandbox's gateway certificate."""
+def verified(answer, box, tmp_path=None):
+    """(envelope, attachments) once the answer's signature verifies against the sandbox's gateway
+    certificate - with signxml, and with xmlsec1 when ``tmp_path`` is given."""
     with open(box.info["gateway_certificate"], encoding="ascii") as handle:
         gateway_cert = handle.read()
-    root = etree.fromstring(answer.content)
+    soap, attachments = client.split_answer(answer.headers["Content-Type"], answer.content)
+    root = etree.fromstring(soap)
     XMLVerifier().verify(root, x509_cert=gateway_cert, expect_config=SignatureConfiguration(expect_references=2))
-    return root
+    if tmp_path is not None:
+        checked = client.xmlsec1_verify(soap, box.info["gateway_certificate"], tmp_path)
+        assert checked.returncode == 0 and "2/2" in checked.stderr, checked.stderr
+    return root, attachments
 
 
 def ebms_error(answer, code, detail_part):
@@ -77,20 +83,25 @@ def onboarded(sandbox):
     return box, Member(box, "foces-01")
 
 
-def test_registered_ping_gets_a_verified_receipt_and_bad_messages_get_telling_errors(onboarded, pki):
+def test_registered_notification_query_gets_a_verified_answer_and_bad_messages_get_telling_errors(onboarded, pki,
+                                                                                                  tmp_path):
     box, alice = onboarded
+    placed = box.admin("POST", "/notifications", {"cvr": alice.entry["cvr"], "message": "declaration 42 accepted"})
+    assert placed.status_code == 200, placed.text
     request = message(alice)
     answer = send(box, request, alice.gateway_user)
     assert answer.status_code == 200, answer.text
-    assert answer.headers["Content-Type"].startswith("application/soap+xml")
-    receipt = verified(answer, box)
-    parts = receipt.findall(".//eb:Receipt/ebbp:NonRepudiationInformation/ebbp:MessagePartNRInformation", NS)
-    assert {p.find("ds:Reference", NS).get("URI"): p.findtext("ds:Reference/ds:DigestValue", namespaces=NS)
-            for p in parts} == client.signed_reference_digests(request)
+    assert answer.headers["Content-Type"].startswith("multipart/related;")
+    root, attachments = verified(answer, box, tmp_path)
+    assert root.findtext(".//eb:UserMessage/eb:MessageInfo/eb:RefToMessageId", namespaces=NS) == \
+        request.findtext(".//eb:MessageId", namespaces=NS)
+    assert b"declaration 42 accepted" in attachments[0][2] and b'count="1"' in attachments[0][2]
 
     # The same bytes again: the nonce was used.
     ebms_error(send(box, request, alice.gateway_user), "EBMS:0101", "already used")
     ebms_error(send(box, message(alice, sign=False), alice.gateway_user), "EBMS:0103", "not signed")
+    ebms_error(send(box, message(alice, token_header="default"), alice.gateway_user), "EBMS:0103",
+               'reads it only from the wsse:Security header with S12:role="ebms"')
 
     def tamper(envelope):
         envelope.find(".//eb:ConversationId", NS).text = "changed"
@@ -107,14 +118,31 @@ def test_registered_ping_gets_a_verified_receipt_and_bad_messages_get_telling_er
                "password digest does not match")
     stale = client.xsd_datetime(client.utc_now() - datetime.timedelta(minutes=10))
     ebms_error(send(box, message(alice, created=stale), alice.gateway_user), "EBMS:0101", "wsu:Created")
-    ebms_error(send(box, message(alice, service="DMS.Import2", action="Declaration.Submit"), alice.gateway_user),
-               "EBMS:0010", "DMS.Import2")
+    ebms_error(send(box, message(alice, kind="user", service="DMS.Import2", service_type="string",
+                                 action="Declaration.Submit"), alice.gateway_user), "EBMS:0010", "DMS.Import2")
+    ebms_error(send(box, message(alice, kind="ping"), alice.gateway_user), "EBMS:0010",
+               "test service is not configured")
     unknown = send(box, message(alice), "CVR_00000000_UI_00000000-0000-0000-0000-000000000000")
     assert unknown.status_code == 404
 
     gateway = box.counters()["gateway"]
     assert gateway["accepted"] == 1
-    assert gateway["rejected"] == {"EBMS:0101": 5, "EBMS:0103": 1, "EBMS:0010": 1}
+    assert gateway["rejected"] == {"EBMS:0101": 5, "EBMS:0103": 2, "EBMS:0010": 2}
+
+
+def test_test_service_and_answer_key_reference_are_selectable(sandbox, tmp_path):
+    box = sandbox("--serve-test-service", "--answer-key-reference", "binary_security_token")
+    assert box.info["serve_test_service"] and box.info["answer_key_reference"] == "binary_security_token"
+    alice = Member(box, "foces-07")
+    request = message(alice, kind="ping")
+    answer = send(box, request, alice.gateway_user)
+    assert answer.status_code == 200, answer.text
+    receipt, _ = verified(answer, box, tmp_path)
+    parts = receipt.findall(".//eb:Receipt/ebbp:NonRepudiationInformation/ebbp:MessagePartNRInformation", NS)
+    assert {p.find("ds:Reference", NS).get("URI"): p.findtext("ds:Reference/ds:DigestValue", namespaces=NS)
+            for p in parts} == client.signed_reference_digests(request)
+    assert receipt.find(".//ds:KeyInfo/wsse:SecurityTokenReference/wsse:Reference", NS) is not None
+    assert receipt.find(".//wsse:BinarySecurityToken", NS) is not None
 
 
 def test_pending_registration_is_rejected_and_as4_must_be_chosen(sandbox):
@@ -138,19 +166,21 @@ def test_pending_registration_is_rejected_and_as4_must_be_chosen(sandbox):
     assert send(box2, message(member), member.gateway_user).status_code == 200
 
 
-def test_pull_takes_the_waiting_message_then_reports_an_empty_mpc(onboarded):
+def test_pull_takes_the_waiting_message_then_reports_an_empty_mpc(onboarded, tmp_path):
     box, alice = onboarded
-    placed = box.admin("POST", "/mpc", {"gateway_user": alice.gateway_user, "mpc": MPC,
+    placed = box.admin("POST", "/mpc", {"gateway_user": alice.gateway_user, "mpc": MPC, "original_message_id": "decl-9",
                                         "message": "<Answer xmlns='urn:test'>42</Answer>"})
     assert placed.status_code == 200, placed.text
     answer = send(box, message(alice, kind="pull", mpc=MPC), alice.gateway_user)
     assert answer.status_code == 200, answer.text
-    root = verified(answer, box)
-    assert root.findtext("S12:Body/{urn:test}Answer", namespaces=NS) == "42"
-    assert root.find(".//eb:UserMessage", NS).get("mpc") == MPC
+    root, attachments = verified(answer, box, tmp_path)
+    assert attachments[0][2] == b"<Answer xmlns='urn:test'>42</Answer>"
+    user_message = root.find(".//eb:UserMessage", NS)
+    assert user_message.get("mpc") == MPC
+    assert user_message.findtext("eb:MessageProperties/eb:Property[@name='originalMessageId']", namespaces=NS) == "decl-9"
     empty = send(box, message(alice, kind="pull", mpc=MPC), alice.gateway_user)
     ebms_error(empty, "EBMS:0006", MPC)
-    verified(empty, box)
+    verified(empty, box, tmp_path)
     gateway = box.counters()["gateway"]
     assert gateway["dequeued"] == 1 and gateway["waiting"].get(alice.gateway_user, {}).get(MPC, 0) == 0
 

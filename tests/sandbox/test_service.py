@@ -14,6 +14,8 @@ import warnings
 import pytest
 import requests
 
+from dms_sandbox.adminclient import AdminClient
+
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "dms_sandbox"] + list(args), capture_output=True, text=True,
@@ -132,7 +134,7 @@ def test_detach_and_ttl(tmp_path, pki):
     info = json.loads(result.stdout)
     assert time.time() - started < 30
     try:
-        assert requests.get(info["admin_url"] + "/health", timeout=5).json() == {"ok": True}
+        assert AdminClient(info).request("GET", "/health").json() == {"ok": True}
         deadline = time.time() + 20
         while time.time() < deadline and _cli("status", "--state", state).returncode == 0:
             time.sleep(0.3)

@@ -116,7 +116,9 @@ def test_pull_takes_a_message_queued_with_the_admin_api(box):
     assert box.counters()["gateway"]["waiting"] == {user: {MPC: 1}}
     pulled = _send(box, user, password, signer, kind="pull", mpc=MPC)
     assert pulled.status_code == 200
-    assert etree.fromstring(pulled.content).findtext(".//{urn:test}Notification") == "hello"
+    soap, attachments = as4_test_client.split_answer(pulled.headers["Content-Type"], pulled.content)
+    assert etree.fromstring(soap).find(".//{%s}UserMessage" % as4_test_client.NS["eb"]) is not None
+    assert attachments[0][2] == b"<Notification xmlns='urn:test'>hello</Notification>"
     gateway = box.counters()["gateway"]
     assert gateway["waiting"] == {} and gateway["dequeued"] == 1
 

@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-import requests
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces, _portal_profile
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
@@ -61,10 +60,13 @@ def _client(sandbox, pki, entity, base_url=None, profile=None, **kwargs):
 
 
 def _admin(sandbox, method, path, body=None):
-    """A call to the sandbox's admin API; its answer's JSON."""
-    answer = requests.request(method, sandbox["admin_url"] + path, json=body, timeout=10)
-    answer.raise_for_status()
-    return answer.json()
+    """A call to the sandbox's admin API (with its token); its answer's JSON."""
+    from dms_sandbox.adminclient import AdminClient  # pylint: disable=import-outside-toplevel
+    client = AdminClient(sandbox, timeout=10)
+    try:
+        return client.call(method, path, body)
+    finally:
+        client.close()
 
 
 def _account(sandbox, user_id):
@@ -76,7 +78,7 @@ def _faults_injected(sandbox):
 
 
 def _requests(sandbox):
-    return requests.get(sandbox["admin_url"] + "/counters", timeout=10).json()["requests_by_service"]["portal"]
+    return _admin(sandbox, "GET", "/counters")["requests_by_service"]["portal"]
 
 
 def test_default_urls_per_environment():

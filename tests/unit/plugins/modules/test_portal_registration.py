@@ -12,7 +12,6 @@ import os
 import sys
 
 import pytest
-import requests
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
@@ -70,8 +69,13 @@ def _run(sandbox, pki, name, **params):
     return run
 
 
+def _admin(sandbox):
+    from dms_sandbox.adminclient import AdminClient  # pylint: disable=import-outside-toplevel
+    return AdminClient(sandbox, timeout=10)
+
+
 def _account(sandbox, user_id):
-    return requests.get(sandbox["admin_url"] + "/counters", timeout=10).json()["accounts"][user_id]
+    return _admin(sandbox).counters()["accounts"][user_id]
 
 
 def test_full_run_survives_session_expiry_while_waiting(sandbox, pki):
