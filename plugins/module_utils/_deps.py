@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The third-party Python libraries the modules need, and the one message when one is missing.
 
-Owns: the import check of cryptography, requests, lxml and signxml on the managed host, and the
+Owns: the import check of cryptography, requests, lxml, signxml and jmespath on the managed host, and the
 message naming the fix (the role ``dkcustoms.dms.prerequisites``, or the packages to install).
 Knows Ansible: yes (``require`` fails the module with ``fail_json``; no traceback, ever).
 The floors are those of ``meta/ee-requirements.txt`` (a test keeps the two equal).
@@ -22,6 +22,7 @@ LIBRARIES = {
     "requests": (("requests",), "requests>=2.32.4"),
     "lxml": (("lxml.etree",), "lxml>=5.4"),
     "signxml": (("signxml",), "signxml>=4.0"),
+    "jmespath": (("jmespath",), "jmespath>=1.0"),
 }
 # library -> (module, attribute path) that exists only from the floor on: a library that imports but
 # lacks it is too old, and counts as missing (requests < 2.32.2 has no adapter hook for the SSL context,

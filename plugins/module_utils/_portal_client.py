@@ -2,36 +2,39 @@
 # Copyright (c) dkcustoms.dms developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Client of the UFST certificate portal's API (docs/portal-api.md).  Knows no Ansible.
+"""Client of the UFST certificate portal.  Knows no Ansible.
 
-This is the ONLY file that knows the portal's URLs, paths and JSON shapes: pointing the collection
-at another portal API means changing this file alone.  Every answer is checked against the shape it
-must have before anything is done with it: an answer of another shape raises ``PortalError`` with
-``code="invalid_answer"`` (a portal, proxy or impostor that answers 200 with something else must not
-lead to a logon, a "registered" result or a credentials file full of nulls).
+It knows WHAT the portal does - the calls that are the guide's browser steps, what a refusal means,
+the rules a new password must follow - and nothing of HOW its API looks: methods, paths, request
+bodies, answer fields, error bodies and the session come from a portal API profile
+(``_portal_profile``, the one reader of it; the built-in profile is the model of docs/portal-api.md).
+
+Every answer is checked before anything is done with it - the shape the profile says it has, then
+what the collection needs of it (a user id of the form ``CVR_<cvr>_UI_<uuid>``, a known account and
+registration state, a gateway user and password that are text): an answer that fails raises
+``PortalError`` with ``code="invalid_answer"`` (a portal, proxy or impostor that answers 200 with
+something else must not lead to a logon, a "registered" result or a credentials file full of nulls).
 
 ``check_base_url(url)`` raises ``PortalError`` (``code="invalid_portal_url"``) unless ``url`` is an
 ``https://`` URL; ``PortalClient`` calls it too.
 
-``PortalClient(session, base_url)`` wraps an ``_http.DmsSession`` that presents the OCES3
-certificate.  Each method is one call of the API and returns plain data; failures raise
-``PortalError`` (or a subclass) whose message names the cause and the fix and never contains a
-password (request bodies are never put into messages; the portal's ``detail`` never echoes them).
+``PortalClient(session, base_url, profile=None)`` wraps an ``_http.DmsSession`` that presents the
+OCES3 certificate; ``profile`` is a ``_portal_profile.Profile`` (default: the built-in one).  Each
+method is one call and returns plain data in the collection's own field names (checked against what
+the profile says the answer holds); failures raise ``PortalError`` (or a subclass) whose message names
+the cause and the fix and never contains a password (request bodies and answer values that may be
+secret are never put into messages).
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _gateway_credentials, _http, _identity
+from ansible_collections.dkcustoms.dms.plugins.module_utils import (
+    _gateway_credentials, _http, _identity, _portal_profile)
 
-DEFAULT_PORTAL_URLS = {
-    "test": "https://secureftp.gatewaytest.skat.dk/PortalCertApp",
-    "production": "https://secureftpgateway.skat.dk/PortalCertApp",
-}
-
-ACCOUNT_STATES = ("new", "active", "locked")
-REGISTRATION_STATES = ("not_registered", "in_progress", "registered")
+ACCOUNT_STATES = _portal_profile.ACCOUNT_STATES
+REGISTRATION_STATES = _portal_profile.REGISTRATION_STATES
 INTERFACES = ("AS4", "FTPS")
 MIN_PASSWORD_LENGTH = 12
 
@@ -44,9 +47,29 @@ UNLOCK_HOWTO = (
     "option holds the current portal password before running again."
 )
 
+# The guide's step each call is (for messages).
+_STEPS = {
+    "whoami": "Selecting the certificate",
+    "login": "Logging on",
+    "change_password": "Changing the password",
+    "overview": "Reading the certificate overview",
+    "request_registration": "Requesting the registration",
+    "set_se_number": "Updating the SE-number",
+    "set_email": "Updating the e-mail",
+    "set_interfaces": "Updating the interfaces",
+    "gateway_credentials": "Reading the gateway credentials",
+    "logout": "Logging out",
+}
+# Calls made before there is a session: they carry none.
+_WITHOUT_SESSION = ("whoami", "login")
+FIX_ANSWER = ("check that portal_url is the certificate portal and that the portal API profile fits its "
+              "API (docs/portal-api.md)")
+
 
 class PortalError(Exception):
-    """A portal call failed.  ``code`` is the portal's error code (or the HTTP error kind)."""
+    """A portal call failed.  ``code`` is what the refusal means (``_portal_profile.ERROR_MEANINGS``
+    where the profile maps it, else the portal's own code or the HTTP error kind); ``body`` holds what
+    the profile read from the error answer (``attempts_remaining``, ``registration_status``)."""
 
     def __init__(self, message, code=None, status=None, body=None):
         super().__init__(message)
@@ -56,7 +79,7 @@ class PortalError(Exception):
 
 
 class InvalidCredentials(PortalError):
-    """401 invalid_credentials: wrong password (``attempts_remaining`` before the lockout)."""
+    """invalid_credentials: wrong password (``attempts_remaining`` before the lockout)."""
 
     @property
     def attempts_remaining(self):
@@ -64,23 +87,23 @@ class InvalidCredentials(PortalError):
 
 
 class AccountLocked(PortalError):
-    """423 account_locked."""
+    """account_locked."""
 
 
 class SessionExpired(PortalError):
-    """401 session_expired / invalid_session / not_logged_on: log on again."""
+    """session_expired / invalid_session / not_logged_on: log on again."""
 
 
 class PasswordChangeRequired(PortalError):
-    """403 password_change_required."""
+    """password_change_required."""
 
 
 class ValidationFailed(PortalError):
-    """400: a value the portal refuses (weak password, SE-number, e-mail, interfaces)."""
+    """A value the portal refuses (weak password, SE-number, e-mail, interfaces; or any HTTP 400)."""
 
 
 class NotRegistered(PortalError):
-    """409 not_registered: the call needs a completed registration."""
+    """not_registered: the call needs a completed registration."""
 
 
 _FIXES = {
@@ -95,6 +118,8 @@ _FIXES = {
     "invalid_email": "give one e-mail address such as name@example.dk",
     "invalid_interfaces": "give interfaces as a non-empty list of AS4 and/or FTPS",
     "not_registered": "wait until the registration is complete (wait: true)",
+    "csrf_rejected": "the portal refused the CSRF token: check session.csrf of the portal API profile (the "
+                     "header name, and the cookie or logon-answer field the token comes from)",
 }
 
 _ERROR_CLASSES = {
@@ -105,6 +130,10 @@ _ERROR_CLASSES = {
     "not_logged_on": SessionExpired,
     "password_change_required": PasswordChangeRequired,
     "not_registered": NotRegistered,
+    "weak_password": ValidationFailed,
+    "invalid_se_number": ValidationFailed,
+    "invalid_email": ValidationFailed,
+    "invalid_interfaces": ValidationFailed,
 }
 
 
@@ -120,166 +149,211 @@ def check_base_url(url):
 
 
 def _invalid(what, expected):
-    return PortalError("%s: the portal answered 200 without %s. Nothing was done with the answer. "
-                       "Fix: check that portal_url points at the certificate portal API (not a proxy "
-                       "or another service), and retry later." % (what, expected), code="invalid_answer")
+    return PortalError("%s: the portal answered without %s. Nothing was done with the answer. Fix: %s, "
+                       "and retry later." % (what, expected, FIX_ANSWER), code="invalid_answer")
 
 
-def _error(response, what):
-    """The ``PortalError`` for a non-2xx answer."""
-    base = _http.error_from_response(response, what)
-    code = base.error_code
-    cls = _ERROR_CLASSES.get(code)
-    if cls is None:
-        cls = ValidationFailed if response.status_code == 400 else PortalError
-    message = str(base)
-    fix = _FIXES.get(code)
-    if fix:
-        message += ". Fix: %s." % fix
-    elif response.status_code == 404:
-        message += ". Fix: check portal_url (it ends in /PortalCertApp) and the environment."
-    return cls(message, code=code, status=response.status_code, body=base.body)
+def _json_of(response):
+    """The parsed JSON of an answer, or None (empty or not JSON)."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 class PortalClient:
     """One logged-on (or not yet logged-on) conversation with the portal."""
 
-    def __init__(self, session, base_url):
+    def __init__(self, session, base_url, profile=None):
         self.session = session
         self.base_url = check_base_url(base_url)
-        self.token = None
+        self.profile = profile or _portal_profile.default_profile()
+        self.user_id = None
+        self.token = None        # the bearer token (bearer sessions)
+        self.logged_on = False
+        self._csrf = None        # a CSRF token read from the logon answer (cookie sessions)
 
     # -- plumbing ----------------------------------------------------------------------------------
-    def _call(self, method, path, what, json_body=None, expected=(200,), auth=True, replay_safe=True):
+    def _what(self, call):
+        return "%s (%s)" % (_STEPS[call], self.profile.describe(call))
+
+    def _session_headers(self, method):
+        spec = self.profile.session
+        csrf = self.session.cookies.get(spec.csrf_cookie) if spec.csrf_cookie else self._csrf
+        return spec.headers(method, token=self.token, csrf=csrf)
+
+    def _send(self, call, replay_safe=True, **params):
+        """Send ``call``; the parsed JSON of its 2xx answer (None when it has none)."""
+        what = self._what(call)
+        request = self.profile.request(call, user_id=self.user_id or "", **params)
         headers = {"Accept": "application/json"}
-        if auth and self.token:
-            headers["Authorization"] = "Bearer %s" % self.token
+        if call not in _WITHOUT_SESSION:
+            headers.update(self._session_headers(request.method))
         try:
-            response = self.session.request(method, self.base_url + path, json=json_body,
+            response = self.session.request(request.method, self.base_url + request.path, json=request.body,
                                             headers=headers, replay_safe=replay_safe)
         except _http.HTTPStatusError as exc:  # transient statuses that outlasted the retries
-            raise PortalError(str(exc), code=exc.error_code, status=exc.status, body=exc.body) from None
+            failure = self.profile.read_error(exc.status, exc.body or None)
+            raise PortalError(str(exc), code=failure.code or exc.error_code, status=exc.status) from None
         except _http.HttpError as exc:
             raise PortalError(str(exc), code=exc.kind) from None
-        if response.status_code not in expected:
-            raise _error(response, what)
-        if response.status_code == 204 or not response.content:
-            return {}
+        if not 200 <= response.status_code < 300:
+            raise self._error(response, what)
+        document = _json_of(response)
+        if document is None and response.content and self.profile.has_answer(call):
+            raise PortalError("%s: the portal answered HTTP %d with something that is not JSON. Fix: %s."
+                              % (what, response.status_code, FIX_ANSWER), code="invalid_answer")
+        return document
+
+    def _read(self, call, document):
         try:
-            body = response.json()
-        except ValueError:
-            raise PortalError("%s: the portal answered HTTP %d with something that is not JSON. Fix: "
-                              "check portal_url points at the certificate portal API."
-                              % (what, response.status_code), code="invalid_answer") from None
-        if not isinstance(body, dict):
-            raise _invalid(what, "a JSON object")
-        return body
+            return self.profile.read_answer(call, document)
+        except _portal_profile.AnswerError as exc:
+            raise PortalError("%s: %s. Fix: %s." % (self._what(call), exc, FIX_ANSWER),
+                              code="invalid_answer") from None
+
+    def _call(self, call, replay_safe=True, **params):
+        return self._read(call, self._send(call, replay_safe=replay_safe, **params))
+
+    def _error(self, response, what):
+        """The ``PortalError`` for a non-2xx answer, read through the profile."""
+        status = response.status_code
+        failure = self.profile.read_error(status, _json_of(response))
+        message = "%s at %s answered HTTP %d" % (what, _http.origin(response.url), status)
+        if failure.code:
+            message += " %s" % failure.code
+        if failure.detail:
+            message += ": %s" % failure.detail
+        fix = _FIXES.get(failure.code)
+        if fix:
+            message += ". Fix: %s." % fix
+        elif status == 404:
+            message += (". Fix: check portal_url and the environment, and that the paths of the portal API "
+                        "profile are the portal's.")
+        cls = _ERROR_CLASSES.get(failure.code) or (ValidationFailed if status == 400 else PortalError)
+        body = {"attempts_remaining": failure.attempts_remaining,
+                "registration_status": failure.registration_status}
+        return cls(message, code=failure.code, status=status, body=body)
+
+    def _start_session(self, answer):
+        """Keep what the logon answer (or its cookies) says the session is."""
+        spec = self.profile.session
+        if spec.kind == "bearer":
+            token = spec.token(answer)
+            if not isinstance(token, str) or not token:
+                raise PortalError("Logging on: the portal answered without a session token (expected at %s "
+                                  "of the answer). Fix: %s." % (spec.token_expression, FIX_ANSWER),
+                                  code="invalid_answer")
+            self.token = token
+        else:
+            if self.session.cookies.get(spec.cookie) is None:
+                raise PortalError("Logging on: the portal set no session cookie %s. Fix: %s."
+                                  % (spec.cookie, FIX_ANSWER), code="invalid_answer")
+            if spec.csrf_answer:
+                self._csrf = spec.csrf_from_answer(answer)
+                if not isinstance(self._csrf, str) or not self._csrf:
+                    raise PortalError("Logging on: the logon answer holds no CSRF token (expected at %s). "
+                                      "Fix: %s." % (spec.csrf_answer.text, FIX_ANSWER), code="invalid_answer")
+            elif spec.csrf_cookie and self.session.cookies.get(spec.csrf_cookie) is None:
+                raise PortalError("Logging on: the portal set no CSRF cookie %s. Fix: %s."
+                                  % (spec.csrf_cookie, FIX_ANSWER), code="invalid_answer")
+        self.logged_on = True
+
+    def _end_session(self):
+        self.token = None
+        self._csrf = None
+        self.logged_on = False
+        if self.profile.session.kind == "cookie":
+            self.session.cookies.clear()
 
     # -- the calls (docs/portal-api.md) ------------------------------------------------------------
     def whoami(self):
         """Who the presented certificate is: ``user_id`` (a portal user id), ``account_state``
         (new|active|locked) ...; an answer without a known state or a user id is invalid."""
-        what = "Selecting the certificate (GET /api/whoami)"
-        body = self._call("GET", "/api/whoami", what, auth=False)
-        if body.get("account_state") not in ACCOUNT_STATES:
-            raise _invalid(what, "a known account state (%s)" % " | ".join(ACCOUNT_STATES))
+        answer = self._call("whoami")
         try:
-            _identity.parse_portal_user_id(body.get("user_id"))
+            _identity.parse_portal_user_id(answer["user_id"])
         except _identity.IdentityError:
-            raise _invalid(what, "a user id of the form CVR_<cvr>_UI_<uuid>") from None
-        return body
+            raise _invalid(self._what("whoami"), "a user id of the form CVR_<cvr>_UI_<uuid>") from None
+        return answer
 
     def login(self, user_id, password):
         """Log on; returns ``password_change_required``.  Raises ``InvalidCredentials`` /
         ``AccountLocked``."""
-        body = self._call("POST", "/api/session", "Logging on (POST /api/session)",
-                          json_body={"user_id": user_id, "password": password}, auth=False,
-                          # a failed logon that reached the portal counts towards the lockout
-                          replay_safe=False)
-        self.token = body.get("token")
-        if not self.token:
-            raise PortalError("Logging on: the portal answered without a session token. Fix: check "
-                              "portal_url points at the certificate portal API.",
-                              code="invalid_answer")
-        return bool(body.get("password_change_required"))
+        self.user_id = user_id
+        # A failed logon that reached the portal counts towards the lockout: never sent twice.
+        document = self._send("login", replay_safe=False, password=password)
+        answer = self._read("login", document)
+        self._start_session(document)
+        return bool(answer.get("password_change_required"))
 
     def change_password(self, current_password, new_password):
-        self._call("POST", "/api/session/password", "Changing the password (POST /api/session/password)",
-                   json_body={"current_password": current_password, "new_password": new_password},
-                   expected=(200, 204), replay_safe=False)
+        self._call("change_password", replay_safe=False, current_password=current_password,
+                   new_password=new_password)
 
     def overview(self):
         """The certificate overview: ``registration_status``, ``se_number``, ``email``,
         ``interfaces``, ``gateway_user`` (null until registered) ..."""
-        what = "Reading the certificate overview (GET /api/certificate)"
-        return _checked_overview(self._call("GET", "/api/certificate", what), what)
+        return _sorted_interfaces(self._call("overview"))
 
     def request_registration(self):
         """Press "Register certificate".  Returns ``(requested, registration_status)``: requested is
-        False when the portal says it was registered or requested already (409; for instance by
-        another host at the same moment) - which is not an error."""
+        False when the portal says it was registered or requested already (for instance by another
+        host at the same moment) - which is not an error."""
         try:
-            body = self._call("POST", "/api/certificate/registration",
-                              "Requesting the registration (POST /api/certificate/registration)",
-                              json_body={}, expected=(200, 201, 202))
+            answer = self._call("request_registration")
         except PortalError as exc:
-            if exc.status == 409 and exc.code in ("already_registered", "registration_in_progress"):
+            if exc.code in ("already_registered", "registration_in_progress"):
                 status = exc.body.get("registration_status") or (
                     "registered" if exc.code == "already_registered" else "in_progress")
                 if status not in REGISTRATION_STATES:
-                    raise _invalid("Requesting the registration", "a known registration status") from None
+                    raise _invalid(self._what("request_registration"),
+                                   "a known registration status") from None
                 return False, status
             raise
-        status = body.get("registration_status", "in_progress")
-        if status not in REGISTRATION_STATES:
-            raise _invalid("Requesting the registration", "a known registration status")
-        return True, status
+        return True, answer.get("registration_status") or "in_progress"
 
     def set_se_number(self, se_number):
         """``se_number`` 8 digits or None to clear; returns the new overview."""
-        return self._put("/api/certificate/se-number", {"se_number": se_number or None},
-                         "Updating the SE-number (PUT /api/certificate/se-number)")
+        return self._update("set_se_number", se_number=se_number or None)
 
     def set_email(self, email):
-        return self._put("/api/certificate/email", {"email": email or None},
-                         "Updating the e-mail (PUT /api/certificate/email)")
+        return self._update("set_email", email=email or None)
 
     def set_interfaces(self, interfaces):
-        return self._put("/api/certificate/interfaces", {"interfaces": sorted(interfaces)},
-                         "Updating the interfaces (PUT /api/certificate/interfaces)")
+        return self._update("set_interfaces", interfaces=sorted(interfaces))
 
-    def _put(self, path, body, what):
-        return _checked_overview(self._call("PUT", path, what, json_body=body), what)
+    def _update(self, call, **params):
+        answer = self._call(call, **params)
+        if not self.profile.has_answer(call):  # the portal answers with nothing useful: read it back
+            return self.overview()
+        return _sorted_interfaces(answer)
 
     def gateway_credentials(self):
         """``{"gateway_user", "gateway_password"}``; ``NotRegistered`` before registration."""
-        what = "Reading the gateway credentials (GET /api/certificate/gateway-credentials)"
-        body = self._call("GET", "/api/certificate/gateway-credentials", what)
+        answer = self._call("gateway_credentials")
         try:
-            return _gateway_credentials.checked(body.get("gateway_user"), body.get("gateway_password"))
+            return _gateway_credentials.checked(answer["gateway_user"], answer["gateway_password"])
         except _gateway_credentials.CredentialsError:
-            raise _invalid(what, "a gateway user and a gateway password (non-empty text)") from None
+            raise _invalid(self._what("gateway_credentials"),
+                           "a gateway user and a gateway password (non-empty text)") from None
 
     def logout(self):
         """Log out; best effort (a session also expires by itself)."""
-        if not self.token:
+        if not self.logged_on:
             return
         try:
-            self._call("DELETE", "/api/session", "Logging out (DELETE /api/session)", expected=(200, 204))
+            self._call("logout")
         except PortalError:
             pass
-        self.token = None
+        self._end_session()
 
 
-def _checked_overview(body, what):
-    """An overview (also the answer of every settings call) must say where the registration is."""
-    if body.get("registration_status") not in REGISTRATION_STATES:
-        raise _invalid(what, "a known registration status (%s)" % " | ".join(REGISTRATION_STATES))
-    interfaces = body.get("interfaces") or []
-    if not isinstance(interfaces, list):
-        raise _invalid(what, "a list of interfaces")
-    body["interfaces"] = sorted(interfaces)
-    return body
+def _sorted_interfaces(answer):
+    answer["interfaces"] = sorted(answer.get("interfaces") or [])
+    return answer
 
 
 def settings_of(overview):

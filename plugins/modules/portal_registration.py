@@ -30,8 +30,15 @@ description:
   - "For fleets: run it with O(wait=false) for every certificate first (each returns at once with
     RV(registration_status=in_progress)), then once more with O(wait=true); the portal works on all
     registrations at the same time, so N certificates take about one registration delay, not N."
+  - How the portal's API looks (paths, request and answer fields, errors, session) comes from a portal
+    API profile; the built-in one is the model of the collection's C(docs/portal-api.md). Another
+    profile is given with O(portal_api_profile) or O(portal_api_profile_content) and is validated
+    before any request is sent.
 author:
   - dkcustoms.dms developers (@dkcustoms)
+requirements:
+  - jmespath >= 1.0 (on the host the module runs on)
+  - PyYAML, to read a O(portal_api_profile) written in YAML (a JSON file needs none)
 extends_documentation_fragment:
   - dkcustoms.dms.attributes
   - dkcustoms.dms.attributes.files
@@ -54,12 +61,27 @@ attributes:
 options:
   portal_url:
     description:
-      - Base URL of the certificate portal (ending in C(/PortalCertApp)).
-      - Default for O(environment=test) C(https://secureftp.gatewaytest.skat.dk/PortalCertApp), for
-        O(environment=production) C(https://secureftpgateway.skat.dk/PortalCertApp).
+      - Base URL of the certificate portal; the paths of the portal API profile are appended to it.
+      - Default the profile's base URL for O(environment); the built-in profile's are
+        C(https://secureftp.gatewaytest.skat.dk/PortalCertApp) for O(environment=test) and
+        C(https://secureftpgateway.skat.dk/PortalCertApp) for O(environment=production).
       - Must be an C(https://) URL; any other scheme is refused before anything is sent. Redirects are
         never followed - a redirecting answer fails the run and names where it pointed.
     type: str
+  portal_api_profile:
+    description:
+      - Path of a portal API profile (YAML or JSON) that describes the portal's API in place of the
+        built-in one; the collection's C(docs/portal-api.md) says how to write one.
+      - The file is read on the host the module runs on (the C(dkcustoms.dms.registration) role runs
+        it on the controller). To run it elsewhere without copying the file, use
+        O(portal_api_profile_content).
+      - It is validated before any request is sent; a mistake fails the task naming the call and field.
+    type: path
+  portal_api_profile_content:
+    description:
+      - The portal API profile itself, as data, for example
+        C("{{ lookup('ansible.builtin.file', 'portal-api.yml') | from_yaml }}").
+    type: dict
   password:
     description:
       - The portal password the account is to have. On a never-used account the initial password is
@@ -112,7 +134,9 @@ options:
     type: bool
     default: false
 notes:
-  - The portal has no public API; the calls used are the model in the collection's C(docs/portal-api.md).
+  - The portal has no public API; the built-in portal API profile is the model in the collection's
+    C(docs/portal-api.md), which also says how to write a profile from what a browser's developer tools
+    show, and how to try it with C(--check) before anything is written.
   - The account locks after repeated failed logons and only a person can unlock it. A wrong O(password)
     costs one failed attempt per run.
   - Runs for the same certificate on the same host are serialised around the first password change, with a
@@ -243,7 +267,9 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.dkcustoms.dms.plugins.module_utils import (
     _client_cert, _deps, _files, _gateway_credentials, _identity, _oces)
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile
 
+LIBRARIES = ("cryptography", "requests", "jmespath")
 WAIT_FIRST_DELAY = 1.0
 WAIT_MAX_DELAY = 30.0
 # How long a run waits for another run on this host to finish the first logon of the same account.
@@ -553,6 +579,8 @@ def argument_spec():
     own = {
         "argument_spec": {
             "portal_url": {"type": "str"},
+            "portal_api_profile": {"type": "path"},
+            "portal_api_profile_content": {"type": "dict"},
             "password": {"type": "str", "required": True, "no_log": True},
             "se_number": {"type": "str"},
             "email": {"type": "str"},
@@ -563,6 +591,7 @@ def argument_spec():
             "gateway_credentials_dest": {"type": "path"},
             "return_gateway_password": {"type": "bool", "default": False, "no_log": False},
         },
+        "mutually_exclusive": [("portal_api_profile", "portal_api_profile_content")],
     }
     return _client_cert.merge_specs(_client_cert.client_certificate_spec(),
                                     _client_cert.connection_spec(), own)
@@ -590,18 +619,43 @@ def validate_params(module):
             module.fail_json(msg=to_native(exc))
 
 
-def main():
-    module = AnsibleModule(supports_check_mode=True, **argument_spec())
-    _deps.require(module, "cryptography", "requests")
-    validate_params(module)
-    base_url = _client_cert.base_url(module, "portal_url", portal.DEFAULT_PORTAL_URLS)
+def load_profile(module):
+    """The portal API profile to use, validated (the task fails here, before any request)."""
+    params = module.params
     try:
-        portal.check_base_url(base_url)
+        if params["portal_api_profile"]:
+            return _portal_profile.load(path=params["portal_api_profile"])
+        if params["portal_api_profile_content"] is not None:
+            return _portal_profile.load(content=params["portal_api_profile_content"],
+                                        source="given in portal_api_profile_content")
+        return _portal_profile.default_profile()
+    except _portal_profile.ProfileError as exc:
+        module.fail_json(msg=to_native(exc), reason="invalid_profile")
+
+
+def portal_base_url(module, profile):
+    """portal_url, or the profile's base URL for the environment; https only (checked before anything
+    is sent: the logon carries the portal password)."""
+    if not module.params["portal_url"] and module.params["environment"] not in profile.base_urls:
+        module.fail_json(msg="The portal API profile %s names no base URL for environment %s. Fix: set "
+                             "portal_url, or add base_urls.%s to the profile."
+                         % (profile.name, module.params["environment"], module.params["environment"]))
+    try:
+        return portal.check_base_url(_client_cert.base_url(module, "portal_url", profile.base_urls))
     except portal.PortalError as exc:
         module.fail_json(msg=to_native(exc), reason=exc.code)
+    return None  # not reached
+
+
+def main():
+    module = AnsibleModule(supports_check_mode=True, **argument_spec())
+    _deps.require(module, *LIBRARIES)
+    validate_params(module)
+    profile = load_profile(module)
+    base_url = portal_base_url(module, profile)
     bundle = _client_cert.load_client_certificate(module)
     session = _client_cert.create_session_for(module, bundle)
-    client = portal.PortalClient(session, base_url)
+    client = portal.PortalClient(session, base_url, profile)
     run = Registration(module, client)
     result = {"changed": False, "actions": run.actions}
     try:

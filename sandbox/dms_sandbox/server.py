@@ -20,9 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from dms_sandbox import admin as admin_module
 from dms_sandbox import portal as portal_module
+from dms_sandbox import portal_variant
 from dms_sandbox.store import Store
 
 LOOPBACK = "127.0.0.1"
+PORTAL_APIS = ("default", "variant")  # the shapes of the portal API (docs/portal-api.md)
 MAX_BODY = 10 * 1024 * 1024
 HANDSHAKE_TIMEOUT_S = 30
 
@@ -202,12 +204,15 @@ class _Handler(BaseHTTPRequestHandler):
         detail = {"maintenance": "the portal is down for maintenance; try again later",
                   "rate_limited": "too many requests; wait Retry-After seconds",
                   "service_unavailable": "the service is temporarily unavailable; try again"}[code]
-        return headers, json.dumps({"error": code, "detail": detail}).encode()
+        shape = getattr(service.app, "error_document", None)  # the portal's API shape, when it has its own
+        document = shape(code, detail) if shape else {"error": code, "detail": detail}
+        return headers, json.dumps(document).encode()
 
     def _send(self, status, headers, payload):
         self.send_response(status)
         for name, value in headers.items():
-            self.send_header(name, value)
+            for one in value if isinstance(value, list) else [value]:  # a list: the header repeated (Set-Cookie)
+                self.send_header(name, one)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
@@ -232,7 +237,7 @@ class Sandbox:
 
     def __init__(self, state_dir, pki_manifest, faults, client_ca_files=(), require_client_cert_gateway=False,
                  gateway_user_form="UI", session_lifetime_s=portal_module.SESSION_LIFETIME_S,
-                 serve_test_service=False, answer_key_reference="issuer_serial"):
+                 serve_test_service=False, answer_key_reference="issuer_serial", portal_api="default"):
         self.state_dir = os.path.abspath(state_dir)
         self.pki = pki_manifest
         self.faults = faults
@@ -243,6 +248,11 @@ class Sandbox:
         self.store = Store(os.path.join(self.state_dir, "sandbox.db"), gateway_user_form=gateway_user_form)
         self.store.registrations_held = lambda: self.faults["portal"].get("registration_stuck")
         self.portal = portal_module.Portal(self.store, faults["portal"], session_lifetime_s=session_lifetime_s)
+        if portal_api not in PORTAL_APIS:
+            raise ValueError("unknown portal API shape %r; choose one of %s" % (portal_api, ", ".join(PORTAL_APIS)))
+        self.portal_api = portal_api
+        # The variant is a translation in front of the same portal: its rules live once, in portal.py.
+        self.portal_app = portal_variant.PortalVariant(self.portal) if portal_api == "variant" else self.portal
         self.gateway = self._make_gateway()
         self.admin = admin_module.Admin(self.store, faults)
         self.servers = {}
@@ -282,8 +292,8 @@ class Sandbox:
         certificates = self._server_certificates()
         count, release = self.store.count, self.store.release_thread
         services = {
-            "portal": Service("portal", self.portal, self.faults["portal"], certificates, self.client_ca_files, count,
-                              release),
+            "portal": Service("portal", self.portal_app, self.faults["portal"], certificates, self.client_ca_files,
+                              count, release),
             "gateway": Service("gateway", self.gateway, self.faults["gateway"], certificates, self.client_ca_files,
                                count, release),
             "admin": Service("admin", self.admin, release=release),
@@ -303,6 +313,7 @@ class Sandbox:
                 pass
         return {
             "portal_url": "https://%s:%d%s" % (LOOPBACK, ports["portal"], portal_module.BASE_PATH),
+            "portal_api": self.portal_api,
             "gateway_url": "https://%s:%d" % (LOOPBACK, ports["gateway"]),
             "admin_url": "http://%s:%d" % (LOOPBACK, ports["admin"]),
             "admin_token": self.admin.token,

@@ -50,6 +50,11 @@ def add_subcommands(subparsers):
     serve.add_argument("--gateway-user-form", choices=("UI", "UR"), default="UI",
                        help="form of the gateway user the portal issues: CVR_<cvr>_UI_<uuid> (default) or the "
                             "CVR_<cvr>_UR_<uuid> of the guide's screenshot")
+    serve.add_argument("--portal-api", choices=("default", "variant"), default="default",
+                       help="shape of the portal's API: the default one of docs/portal-api.md, or a second test "
+                            "shape (other paths, camelCase fields in a data envelope, cookie session with an "
+                            "X-XSRF-TOKEN header, other error bodies) that the collection reaches only through "
+                            "a profile")
     serve.add_argument("--session-lifetime", type=float, default=SESSION_LIFETIME_S, metavar="SECONDS",
                        help="portal session lifetime (default %d)" % SESSION_LIFETIME_S)
     faults_module.add_arguments(serve)
@@ -192,7 +197,8 @@ def _child_argv(args):
     if args.serve_test_service:
         argv.append("--serve-test-service")
     argv += ["--answer-key-reference", args.answer_key_reference]
-    argv += ["--gateway-user-form", args.gateway_user_form, "--session-lifetime", repr(args.session_lifetime)]
+    argv += ["--gateway-user-form", args.gateway_user_form, "--session-lifetime", repr(args.session_lifetime),
+             "--portal-api", args.portal_api]
     for service in faults_module.SERVICES:
         for name, (kind, _default, _help) in faults_module.FIELDS.items():
             value = getattr(args, "fault_%s_%s" % (service, name), None)
@@ -259,7 +265,8 @@ def _serve(args, state, faults):
         sandbox = Sandbox(state, manifest, faults, client_ca_files=args.client_ca,
                           require_client_cert_gateway=args.require_client_cert_gateway,
                           gateway_user_form=args.gateway_user_form, session_lifetime_s=args.session_lifetime,
-                          serve_test_service=args.serve_test_service, answer_key_reference=args.answer_key_reference)
+                          serve_test_service=args.serve_test_service, answer_key_reference=args.answer_key_reference,
+                          portal_api=args.portal_api)
         ready = sandbox.start()
         ready["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         ready["expires_at"] = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + args.ttl))

@@ -43,7 +43,8 @@ def test_introspect_lists_exactly_our_requirements(tarball, collection_dir, tmp_
     expected_bindep = _requirement_lines(os.path.join(collection_dir, "meta", "ee-bindep.txt"))
     assert _requirement_lines(pip_out) == [line + origin for line in expected_pip]
     assert _requirement_lines(bindep_out) == [line + origin for line in expected_bindep]
-    assert [line.split(">=")[0] for line in expected_pip] == ["cryptography", "requests", "lxml", "signxml"]
+    assert [line.split(">=")[0] for line in expected_pip] == [
+        "cryptography", "requests", "lxml", "signxml", "jmespath"]
 
 
 def test_create_makes_a_build_context_from_the_example(tarball, collection_dir, tmp_path):

@@ -16,7 +16,7 @@ CASES = {
     "oces_certificate_info": ({"path": "/nonexistent.p12"}, ["cryptography"]),
     "oces_certificate": ({"src": "/nonexistent.p12", "dest": "/nonexistent-dir"}, ["cryptography"]),
     "portal_registration": ({"pkcs12_path": "/nonexistent.p12", "password": "unused-password"},
-                            ["cryptography", "requests"]),
+                            ["cryptography", "requests", "jmespath"]),
     "gateway_connectivity": ({"pkcs12_path": "/nonexistent.p12", "gateway_user": "unused-user",
                               "gateway_password": "unused-gateway-password"},
                              ["cryptography", "requests", "lxml", "signxml"]),

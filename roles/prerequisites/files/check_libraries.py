@@ -21,6 +21,7 @@ IMPORTS = {
     "requests": ["requests"],
     "lxml": ["lxml.etree"],
     "signxml": ["signxml"],
+    "jmespath": ["jmespath"],
 }
 
 

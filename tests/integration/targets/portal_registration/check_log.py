@@ -26,7 +26,7 @@ def main(log_path, secrets_path, output_dir):
     files = glob.glob(os.path.join(output_dir, "credentials", "**", "*.json"), recursive=True)
     for path in files:
         with open(path, encoding="utf-8") as handle:
-            secrets["gateway_password of %s" % os.path.basename(path)] = json.load(handle)["gateway_password"]
+            secrets["gateway_password of %s" % os.path.relpath(path, output_dir)] = json.load(handle)["gateway_password"]
     if len(files) < 5 or len(log) < 10000:
         sys.exit("check_log: too little to check (%d credential files, %d bytes of log)" % (len(files), len(log)))
     leaked = [name for name, value in secrets.items() if value and value in log]

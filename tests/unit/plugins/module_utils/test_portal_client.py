@@ -2,21 +2,24 @@
 # Copyright (c) dkcustoms.dms developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_portal_client against a real dms-sandbox portal over HTTPS on 127.0.0.1."""
+"""_portal_client against a real dms-sandbox portal over HTTPS on 127.0.0.1, in each API shape the
+sandbox serves (the default one with the built-in profile, the variant with its profile)."""
 
 from __future__ import annotations
 
-import json
+import copy
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces, _portal_profile
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile_default
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _portal_sandbox as shapes  # noqa: E402  pylint: disable=wrong-import-position
 
 PASSWORD = "Unit-Test-Portal-Pw-42"
 # Every run meets each transient fault the client retries: a 429 with Retry-After, a 503, a dropped connection.
@@ -28,41 +31,32 @@ RETRY_AFTER_S = 30  # longer than any backoff (_http caps those at 10 s): a dela
 def pki_dir(require_tool):
     """The test PKI; tests that use it (or the sandbox) need the dms-sandbox command (pip install -e sandbox)."""
     require_tool("dms-sandbox")
-    directory = os.environ.get("DMS_PKI_DIR")
-    if not directory:
-        # One PKI for the unit tests of this user (dms-sandbox pki is idempotent and locks its
-        # directory, so test files and parallel workers can share it; keys take time to make).
-        directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
-        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory,
-                        "--foces", "6", "--broken"], check=True, stdout=subprocess.DEVNULL)
-    return directory
+    return shapes.pki_dir()
 
 
 @pytest.fixture(scope="module")
 def pki(pki_dir):
-    with open(os.path.join(pki_dir, "pki.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+    return shapes.load_pki(pki_dir)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory, pki_dir, require_tool):
-    dms_sandbox = require_tool("dms-sandbox")
-    state = str(tmp_path_factory.mktemp("sandbox"))
-    subprocess.run([dms_sandbox, "serve", "--state", state, "--pki", pki_dir, "--detach", "--ttl", "600",
-                    "--registration-delay", "1"], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(state, "sandbox.json"), encoding="utf-8") as handle:
-        info = json.load(handle)
+@pytest.fixture(scope="module", params=shapes.SHAPES)
+def sandbox(request, tmp_path_factory, pki_dir, require_tool):
+    """A sandbox per API shape; ``info["profile"]`` is the profile that fits it."""
+    command = require_tool("dms-sandbox")
+    state = str(tmp_path_factory.mktemp("sandbox-%s" % request.param))
+    info = shapes.start(command, state, pki_dir, request.param, "--registration-delay", "1")
+    info["profile"] = shapes.profile_for(request.param)
     yield info
-    subprocess.run([dms_sandbox, "stop", "--state", state], check=False, stdout=subprocess.DEVNULL)
+    shapes.stop(command, state)
 
 
-def _client(sandbox, pki, entity, base_url=None, **kwargs):
+def _client(sandbox, pki, entity, base_url=None, profile=None, **kwargs):
     with open(entity["p12"], "rb") as handle:
         bundle = _oces.load_bundle(handle.read(), passphrase=pki["passphrase"])
     kwargs.setdefault("sleep", lambda seconds: None)
     session = _http.create_session(ca_path=sandbox["ca_bundle"], timeout=10,
                                    client_cert=_http.client_cert_from_bundle(bundle), **kwargs)
-    return portal.PortalClient(session, base_url or sandbox["portal_url"])
+    return portal.PortalClient(session, base_url or sandbox["portal_url"], profile or sandbox["profile"])
 
 
 def _admin(sandbox, method, path, body=None):
@@ -83,9 +77,14 @@ def _faults_injected(sandbox):
     return _admin(sandbox, "GET", "/counters")["faults"]["portal"]
 
 
+def _requests(sandbox):
+    return _admin(sandbox, "GET", "/counters")["requests_by_service"]["portal"]
+
+
 def test_default_urls_per_environment():
-    assert portal.DEFAULT_PORTAL_URLS["test"] == "https://secureftp.gatewaytest.skat.dk/PortalCertApp"
-    assert portal.DEFAULT_PORTAL_URLS["production"] == "https://secureftpgateway.skat.dk/PortalCertApp"
+    urls = _portal_profile.default_profile().base_urls
+    assert urls["test"] == "https://secureftp.gatewaytest.skat.dk/PortalCertApp"
+    assert urls["production"] == "https://secureftpgateway.skat.dk/PortalCertApp"
 
 
 def test_full_manual_procedure(sandbox, pki):
@@ -126,9 +125,8 @@ def test_full_manual_procedure(sandbox, pki):
     account = _account(sandbox, entity["portal_user_id"])
     assert account["registrations_requested"] == 1 and account["logins_failed"] == 0
     client.logout()
-    assert client.token is None
-    client.token = "expired-or-logged-out"
-    with pytest.raises(portal.SessionExpired):
+    assert not client.logged_on
+    with pytest.raises(portal.SessionExpired):  # logged out: the portal knows no session any more
         client.overview()
 
 
@@ -209,3 +207,76 @@ def test_password_problem():
     assert portal.password_problem("short", "CVR_1_UI_x") == "it has fewer than 12 characters"
     assert portal.password_problem("xxCVR_1_UI_xyyyyyyy", "CVR_1_UI_x") == "it contains the user id"
     assert portal.password_problem(PASSWORD, "CVR_1_UI_x") is None
+
+
+# -- profile-driven behaviour ------------------------------------------------------------------------
+# Tests of one shape take the sandbox of that shape only.
+variant_only = pytest.mark.parametrize("sandbox", ["variant"], indirect=True)
+default_only = pytest.mark.parametrize("sandbox", ["default"], indirect=True)
+
+
+def _activated(sandbox, pki, name, profile=None):
+    client = _client(sandbox, pki, pki["entities"][name], profile=profile)
+    user_id = client.whoami()["user_id"]
+    client.login(user_id, user_id)
+    client.change_password(user_id, PASSWORD)
+    return client
+
+
+def test_a_profile_that_does_not_fit_the_portal_fails_at_the_first_call(sandbox, pki):
+    other = shapes.profile_for("variant" if sandbox["portal_api"] == "default" else "default")
+    client = _client(sandbox, pki, pki["entities"]["foces-05"], profile=other)
+    with pytest.raises(portal.PortalError) as wrong:
+        client.whoami()
+    assert wrong.value.status == 404 and "profile" in str(wrong.value)
+
+
+@default_only
+def test_settings_calls_without_an_answer_read_the_overview_back(sandbox, pki):
+    document = copy.deepcopy(_portal_profile_default.PROFILE)
+    del document["calls"]["set_email"]["answer"]
+    profile = _portal_profile.load(content=document)
+    client = _activated(sandbox, pki, "foces-05", profile=profile)
+    before = _requests(sandbox)
+    assert client.set_email("back@example.dk")["email"] == "back@example.dk"
+    assert _requests(sandbox) == before + 2  # the update, then the overview
+
+
+@default_only
+def test_a_bearer_token_the_profile_cannot_find_is_a_clear_error(sandbox, pki):
+    document = copy.deepcopy(_portal_profile_default.PROFILE)
+    document["session"]["token"] = "access_token"
+    client = _client(sandbox, pki, pki["entities"]["foces-06"], profile=_portal_profile.load(content=document))
+    user_id = client.whoami()["user_id"]
+    with pytest.raises(portal.PortalError) as missing:
+        client.login(user_id, user_id)
+    assert missing.value.code == "invalid_answer" and "access_token" in str(missing.value)
+
+
+@variant_only
+def test_cookie_session_with_the_csrf_token_from_the_logon_answer(sandbox, pki):
+    document = _portal_profile._read_file(shapes.VARIANT_PROFILE)  # pylint: disable=protected-access
+    document["session"]["csrf"] = {"header": "X-XSRF-TOKEN", "answer": "data.csrfToken"}
+    client = _activated(sandbox, pki, "foces-05", profile=_portal_profile.load(content=document))
+    assert client.set_se_number("87654321")["se_number"] == "87654321"
+    # Without the CSRF header every write is refused, and the profile's mapping says why.
+    document["session"].pop("csrf")
+    no_csrf = _client(sandbox, pki, pki["entities"]["foces-05"], profile=_portal_profile.load(content=document))
+    no_csrf.login(no_csrf.whoami()["user_id"], PASSWORD)
+    with pytest.raises(portal.PortalError) as refused:
+        no_csrf.set_se_number("11223344")
+    assert refused.value.code == "csrf_rejected" and refused.value.status == 403
+    assert "session.csrf" in str(refused.value)
+
+
+@variant_only
+def test_an_answer_that_does_not_fit_names_call_field_and_expression(sandbox, pki):
+    document = _portal_profile._read_file(shapes.VARIANT_PROFILE)  # pylint: disable=protected-access
+    document["calls"]["whoami"]["answer"]["account_state"] = "data.accountState"  # no values mapping
+    client = _client(sandbox, pki, pki["entities"]["foces-06"], profile=_portal_profile.load(content=document))
+    with pytest.raises(portal.PortalError) as wrong:
+        client.whoami()
+    message = str(wrong.value)
+    assert wrong.value.code == "invalid_answer" and message.startswith("Selecting the certificate")
+    assert "account_state" in message and "data.accountState" in message and "'NEW'" in message
+    assert "Fix:" in message

@@ -3,21 +3,22 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """portal_registration's logon strategy and waiting, against a real dms-sandbox whose sessions
-expire after 2 seconds and whose registrations take 3 (paths the integration target cannot reach)."""
+expire after 2 seconds and whose registrations take 3 (paths the integration target cannot reach), in
+each API shape the sandbox serves, each with the profile that fits it."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.modules import portal_registration as module_code
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
+import _portal_sandbox as shapes  # noqa: E402  pylint: disable=wrong-import-position
 
 PASSWORD = "Unit-Test-Module-Pw-42"
 
@@ -26,31 +27,23 @@ PASSWORD = "Unit-Test-Module-Pw-42"
 def pki_dir(require_tool):
     """The test PKI; the tests here need the dms-sandbox command (pip install -e sandbox)."""
     require_tool("dms-sandbox")
-    directory = os.environ.get("DMS_PKI_DIR")
-    if not directory:
-        directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
-        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory,
-                        "--foces", "6", "--broken"], check=True, stdout=subprocess.DEVNULL)
-    return directory
+    return shapes.pki_dir()
 
 
 @pytest.fixture(scope="module")
 def pki(pki_dir):
-    with open(os.path.join(pki_dir, "pki.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+    return shapes.load_pki(pki_dir)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory, pki_dir, require_tool):
-    dms_sandbox = require_tool("dms-sandbox")
-    state = str(tmp_path_factory.mktemp("sandbox"))
-    subprocess.run([dms_sandbox, "serve", "--state", state, "--pki", pki_dir, "--detach", "--ttl", "600",
-                    "--registration-delay", "3", "--session-lifetime", "2"],
-                   check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(state, "sandbox.json"), encoding="utf-8") as handle:
-        info = json.load(handle)
+@pytest.fixture(scope="module", params=shapes.SHAPES)
+def sandbox(request, tmp_path_factory, pki_dir, require_tool):
+    command = require_tool("dms-sandbox")
+    state = str(tmp_path_factory.mktemp("sandbox-%s" % request.param))
+    info = shapes.start(command, state, pki_dir, request.param, "--registration-delay", "3",
+                        "--session-lifetime", "2")
+    info["profile"] = shapes.profile_for(request.param)
     yield info
-    subprocess.run([dms_sandbox, "stop", "--state", state], check=False, stdout=subprocess.DEVNULL)
+    shapes.stop(command, state)
 
 
 class FakeModule:
@@ -69,7 +62,8 @@ def _run(sandbox, pki, name, **params):
         bundle = _oces.load_bundle(handle.read(), passphrase=pki["passphrase"])
     session = _http.create_session(ca_path=sandbox["ca_bundle"], timeout=10,
                                    client_cert=_http.client_cert_from_bundle(bundle))
-    run = module_code.Registration(FakeModule(**params), portal.PortalClient(session, sandbox["portal_url"]))
+    client = portal.PortalClient(session, sandbox["portal_url"], sandbox["profile"])
+    run = module_code.Registration(FakeModule(**params), client)
     whoami = run.client.whoami()
     run.user_id, run.account_state = whoami["user_id"], whoami["account_state"]
     return run
@@ -132,3 +126,56 @@ def test_no_wait_returns_in_progress(sandbox, pki):
     assert status == "in_progress" and gateway_user is None
     assert run.actions == ["password_changed", "registration_requested", "email_updated"]
     assert after["email"] == "ops@example.dk" and after["interfaces"] == []
+
+
+# -- choosing the profile (before anything is sent) --------------------------------------------------
+class Failed(Exception):
+    pass
+
+
+class ProfileModule(FakeModule):
+    def __init__(self, **params):
+        super().__init__(portal_api_profile=None, portal_api_profile_content=None, portal_url=None,
+                         environment="test")
+        self.params.update(params)
+
+    def fail_json(self, **result):
+        raise Failed(result)
+
+
+def test_a_profile_with_an_error_fails_the_task_naming_call_and_field(tmp_path):
+    path = tmp_path / "portal.yml"
+    with open(shapes.VARIANT_PROFILE, encoding="utf-8") as handle:
+        text = handle.read()
+    path.write_text(text.replace("path: /rest/v2/certificate/credentials", "path: /rest/v2/{certificate}"))
+    with pytest.raises(Failed) as failed:
+        module_code.load_profile(ProfileModule(portal_api_profile=str(path)))
+    result = failed.value.args[0]
+    assert result["reason"] == "invalid_profile"
+    assert "calls.gateway_credentials.path: unknown placeholder {certificate}" in result["msg"]
+    assert str(path) in result["msg"] and "Fix:" in result["msg"]
+
+
+def test_the_profile_can_be_given_as_data_and_chooses_the_base_url():
+    document = shapes.profile_for("variant")
+    module = ProfileModule(portal_api_profile_content={"name": "broken"})
+    with pytest.raises(Failed) as failed:
+        module_code.load_profile(module)
+    assert "calls: missing" in failed.value.args[0]["msg"]
+    assert "given in portal_api_profile_content" in failed.value.args[0]["msg"]
+    with pytest.raises(Failed) as no_url:  # the variant's profile names no base URL
+        module_code.portal_base_url(ProfileModule(), document)
+    assert "base_urls.test" in no_url.value.args[0]["msg"] and "portal_url" in no_url.value.args[0]["msg"]
+    assert module_code.portal_base_url(ProfileModule(portal_url="https://portal.example/x/"), document) == \
+        "https://portal.example/x"
+    built_in = module_code.load_profile(ProfileModule())
+    assert module_code.portal_base_url(ProfileModule(environment="production"), built_in) == \
+        "https://secureftpgateway.skat.dk/PortalCertApp"
+
+
+def test_without_jmespath_the_task_says_which_library_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jmespath", None)  # importing it now fails, as on a host without it
+    with pytest.raises(Failed) as failed:
+        module_code._deps.require(ProfileModule(), *module_code.LIBRARIES)  # pylint: disable=protected-access
+    assert failed.value.args[0]["missing_libraries"] == ["jmespath"]
+    assert "jmespath>=1.0" in failed.value.args[0]["msg"]
