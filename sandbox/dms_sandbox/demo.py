@@ -113,6 +113,10 @@ class Sandbox:
     def counters(self):
         return self._admin("GET", "/counters")
 
+    def reset_counters(self):
+        """Zero every counter (accounts and registrations stay): what a run does is counted from here."""
+        return self._admin("POST", "/reset-counters")
+
     def account(self, user_id):
         """The account as the sandbox holds it (GET /accounts/<id>): states and timestamps, no secrets."""
         return self._admin("GET", "/accounts/" + user_id)
@@ -176,9 +180,10 @@ class Fleet:
     def host_base_dir(self, host):
         return os.path.join(self.hosts_dir, host, "etc", "dkcustoms", "dms")
 
-    def write_inventory(self, assignment, group_vars=None, host_vars=None):
+    def write_inventory(self, assignment, group_vars=None, host_vars=None, vault_vars=None):
         """ASSIGNMENT: {host: entity name in the PKI}. Secrets go into an ansible-vault file.
-        HOST_VARS: {host: {variable: value}} added to the hosts (e.g. rotation_certificate_src)."""
+        HOST_VARS: {host: {variable: value}} added to the hosts (e.g. rotation_certificate_src).
+        GROUP_VARS and VAULT_VARS: more variables for the group, in the clear and in the vault file."""
         os.makedirs(self.inventory_dir, exist_ok=True)
         group_dir = os.path.join(self.inventory_dir, "group_vars", "dms_integration_hosts")
         os.makedirs(group_dir, exist_ok=True)
@@ -209,11 +214,13 @@ class Fleet:
             handle.write(DEMO_VAULT_PASSWORD + "\n")
         os.chmod(self.vault_password_file, 0o600)
         vault_file = os.path.join(group_dir, "vault.yml")
-        _write_json_as_yaml(vault_file, {
+        secrets = {
             "vault_certificate_passphrase": self.pki["passphrase"],
             "vault_keystore_passphrase": DEMO_KEYSTORE_PASSPHRASE,
             "vault_portal_password": DEMO_PORTAL_PASSWORD,
-        })
+        }
+        secrets.update(vault_vars or {})
+        _write_json_as_yaml(vault_file, secrets)
         subprocess.run([_tool("ansible-vault"), "encrypt", "--vault-password-file", self.vault_password_file,
                         vault_file], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        env=self.env())

@@ -4,11 +4,14 @@ The tests run the real playbooks (ansible-playbook, and ansible-runner) over loc
 a directory each, against a sandbox of their own over HTTPS on loopback.
 """
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from dms_sandbox.demo import Fleet, Sandbox, load_pki, make_pki
+from dms_sandbox.demo import DEMO_PORTAL_PASSWORD, Fleet, Sandbox, load_pki, make_pki
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +55,49 @@ def start_sandbox(tmp_path, pki):
 
 @pytest.fixture
 def make_fleet(tmp_path, collection_root, pki):
-    """make_fleet(sandbox, {host: entity}, forks=N, host_vars=...) -> Fleet with its inventory written."""
+    """make_fleet(sandbox, {host: entity}, forks=N, host_vars=..., group_vars=..., vault_vars=...) -> Fleet
+    with its inventory written (vault_vars go into its ansible-vault file)."""
 
-    def make(sandbox, assignment, forks=20, host_vars=None, group_vars=None, name="fleet"):
+    def make(sandbox, assignment, forks=20, host_vars=None, group_vars=None, vault_vars=None, name="fleet"):
         fleet = Fleet(str(tmp_path / name), collection_root, sandbox.info, pki[1], forks=forks)
-        fleet.write_inventory(assignment, group_vars=group_vars, host_vars=host_vars)
+        fleet.write_inventory(assignment, group_vars=group_vars, host_vars=host_vars, vault_vars=vault_vars)
         return fleet
 
     return make
+
+
+@pytest.fixture
+def register_elsewhere(tmp_path, collection_root, pki):
+    """register_elsewhere(sandbox, entity) -> {gateway_user, gateway_password}: the certificate registered on
+    the sandbox's portal outside any fleet run - as a person does in the browser - by portal_registration run
+    directly. The credentials file it wrote is removed: the caller holds the only copy, as a person who noted
+    them down would. The portal password becomes the fleet's (DEMO_PORTAL_PASSWORD)."""
+
+    def register(sandbox, entity):
+        work = tmp_path / ("elsewhere-" + entity)
+        work.mkdir()
+        dest = work / "gateway-credentials.json"
+        (work / "vars.json").write_text(json.dumps({
+            "portal_url": sandbox.info["portal_url"], "ca_path": sandbox.info["ca_bundle"],
+            "pkcs12_path": pki[1]["entities"][entity]["p12"], "pkcs12_passphrase": pki[1]["passphrase"],
+            "password": DEMO_PORTAL_PASSWORD, "dest": str(dest)}))
+        (work / "register.yml").write_text(
+            "- name: Register one certificate outside the fleet\n  hosts: localhost\n  gather_facts: false\n"
+            "  tasks:\n    - name: Register it\n      dkcustoms.dms.portal_registration:\n"
+            "        portal_url: '{{ portal_url }}'\n        ca_path: '{{ ca_path }}'\n"
+            "        pkcs12_path: '{{ pkcs12_path }}'\n        pkcs12_passphrase: '{{ pkcs12_passphrase }}'\n"
+            "        password: '{{ password }}'\n        interfaces: [AS4]\n"
+            "        gateway_credentials_dest: '{{ dest }}'\n")
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+        binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+        result = subprocess.run([binary, "-i", "localhost,", "-c", "local", "-e",
+                                 "ansible_python_interpreter=" + sys.executable, "-e", "@" + str(work / "vars.json"),
+                                 str(work / "register.yml")], cwd=str(work), env=env, capture_output=True, text=True,
+                                timeout=300, check=False)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        credentials = json.loads(dest.read_text())
+        dest.unlink()
+        return credentials
+
+    return register

@@ -5,18 +5,21 @@ connectivity roles set (certificate_summary, registration_summary, connectivity_
 registered results the report reads for "changed"): hosts sharing certificates, certificates expired,
 inside the rotation window and far from it, failures at every stage and layer, pending registrations,
 a worksheet task, warnings and changes. `render_report()` writes them into an inventory and runs a play
-that includes `dkcustoms.dms.onboarding` with `tasks_from: report` - the same tasks and templates as a
+that includes `dkcustoms.dms.onboarding` with `tasks_from: report` and `worksheet` - the same tasks and templates as a
 real run, without running the roles on hundreds of hosts. The include runs once (the report tasks are
 run_once anyway), so Ansible does not start a worker per host for it.
 """
 
 import datetime
+import importlib.util
 import json
 import os
 import random
 import subprocess
 import sys
 import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 LAYERS = ["dns", "tcp", "tls", "client_certificate", "authentication", "as4"]
 
@@ -114,6 +117,16 @@ def _healthy(cert, leader):
     }
 
 
+def _worksheet_module():
+    """The collection's worksheet code (standard library only), loaded from its file: the synthetic entry
+    is exactly what the registration_worksheet filter makes."""
+    spec = importlib.util.spec_from_file_location(
+        "dms_worksheet", os.path.join(ROOT, "plugins", "module_utils", "_worksheet.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _fail_connection(variables, failure):
     variables["connectivity_summary"].update(ok=False, result=failure[1], failed_layer=failure[0],
                                              layers=_layers(failure))
@@ -139,12 +152,13 @@ def synthetic_hostvars(count=200, seed=13):
         if cert["fingerprint_sha256"] in (in_progress, waiting):
             registration["registration_status"] = "in_progress"
             if cert["fingerprint_sha256"] == waiting:
-                registration["registration_status"] = "pending"
-                registration["worksheet"] = {
-                    "title": "Approve the registration on the certificate portal",
-                    "steps": ["Log on to the certificate portal with MitID Erhverv as the organisation's "
-                              "administrator.",
-                              "Approve the system user %s for the AS4 interface." % cert["portal_user_id"]]}
+                registration.update(registration_status="waiting_for_credentials", method="manual", pending=True)
+                # A certificate registered by hand (registration_method manual) whose gateway credentials
+                # are not in the vault yet, with a long common name; plus a key the template does not know.
+                registration["worksheet"] = dict(_worksheet_module().entry(
+                    dict(cert, common_name="Testvirksomhed %s - integration platform for customs declarations "
+                         "(systemcertifikat)" % cert["cvr"]), "manual", "test", email="integration@example.dk",
+                    credentials_variable="vault_registration_manual_credentials"), note="asked for by the EDI team")
             _fail_connection(variables, FAILURES[4])
         elif cert["days_remaining"] < 0:
             _fail_connection(variables, ("client_certificate", "CLIENT_CERT_REJECTED",
@@ -182,7 +196,9 @@ def render_report(collection_root, directory, hostvars, extra_vars=None):
         handle.write("---\n- name: Write the fleet report from synthetic host data\n  hosts: synthetic\n"
                      "  gather_facts: false\n  tasks:\n    - name: Write the fleet report\n"
                      "      ansible.builtin.include_role:\n        name: dkcustoms.dms.onboarding\n"
-                     "        tasks_from: report\n      run_once: true\n")
+                     "        tasks_from: report\n      run_once: true\n"
+                     "    - name: Write the worksheet\n      ansible.builtin.include_role:\n"
+                     "        name: dkcustoms.dms.onboarding\n        tasks_from: worksheet\n      run_once: true\n")
     variables = {"onboarding_report_dir": report_dir}
     variables.update(extra_vars or {})
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_NOCOLOR="1",

@@ -33,23 +33,42 @@ def assert_ok(run):
     assert run.ok, run.output[-6000:]
 
 
-def test_check_mode_writes_nothing_and_reports_what_would_change(start_sandbox, make_fleet):
+def test_check_mode_writes_nothing_and_reports_what_would_change(start_sandbox, make_fleet, register_elsewhere):
+    """Check mode in portal mode also shows the worksheet: one entry per certificate the portal has not
+    registered yet (voces-02 was registered before, by a person, and gets none)."""
     sandbox = start_sandbox(registration_delay=1)
     fleet = make_fleet(sandbox, mixed_fleet())
+    register_elsewhere(sandbox, "voces-02")
+    sandbox.reset_counters()
 
     run = onboard(fleet, "--check")
 
     assert_ok(run)
     assert files_under(fleet.hosts_dir) == []
     totals = portal_totals(sandbox.counters())
-    assert totals["writes"] == 0 and totals["registrations_requested"] == 0, totals
+    assert totals["writes"] == 0 and totals["registrations_requested"] == 0 and totals["logins_failed"] == 0, totals
     data = report(fleet)
     assert data["check_mode"] is True
     assert data["summary"]["hosts"] == 7 and data["summary"]["pending"] == 7
     for host in data["hosts"]:
         assert "certificate bundle installed" in host["changes"], host
     leaders = [h for h in data["hosts"] if "registration_requested" in " ".join(h["changes"])]
-    assert len(leaders) == 4  # one per distinct certificate
+    assert len(leaders) == 3  # one per distinct certificate not registered yet
+    entities = fleet.pki["entities"]
+    worksheet = {entry["portal_user_id"]: entry for entry in data["worksheet"]}
+    assert {user_id: sorted(entry["hosts"]) for user_id, entry in worksheet.items()} == {
+        entities["foces-01"]["portal_user_id"]: ["app-01", "app-02", "app-03", "app-04"],
+        entities["voces-01"]["portal_user_id"]: ["org-01"],
+        entities["moces-01"]["portal_user_id"]: ["desk-01"]}
+    for entry in worksheet.values():
+        assert entry["method"] == "portal" and entry["portal_url"] == "https://secureftp.gatewaytest.skat.dk/PortalCertApp/"
+        assert any("registration_password" in step for step in entry["steps"]), entry["steps"]
+    rows = {row["host"]: row for row in data["hosts"]}
+    assert rows["app-01"]["registration_status"] == "not_registered" and rows["org-02"]["registration_status"] == "registered"
+    with open(os.path.join(fleet.root, "report", "worksheet.md"), encoding="utf-8") as handle:
+        sheet = handle.read()
+    assert "check-mode run" in sheet and sheet.count("\n## ") == 3
+    assert entities["voces-02"]["portal_user_id"] not in sheet
 
 
 def test_shared_certificate_registers_once_and_rerun_changes_nothing(start_sandbox, make_fleet):

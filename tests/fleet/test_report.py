@@ -92,11 +92,27 @@ def test_generated_report_data_for_200_hosts(generated):
     waiting = [host for host, variables in hostvars.items()
                if (variables.get("registration_summary") or {}).get("worksheet")]
     assert [sorted(entry["hosts"]) for entry in data["worksheet"]] == [sorted(waiting)]
+    (entry,) = data["worksheet"]
+    task = hostvars[waiting[0]]["registration_summary"]["worksheet"]
+    assert {key: value for key, value in entry.items() if key != "hosts"} == task  # every key, as the host gave it
     for row in data["hosts"]:
         assert row["status"] in ("ok", "failed", "pending")
         if row["status"] == "failed" and row["stage"] == "connectivity":
             layer = hostvars[row["host"]]["connectivity_summary"]["failed_layer"]
             assert row["reason"].startswith(layer + ": ") and row["hint"], row
+
+
+def test_generated_worksheet_markdown(generated):
+    _, report_dir, data = generated
+    (entry,) = data["worksheet"]
+    with open(os.path.join(report_dir, "worksheet.md"), encoding="utf-8") as handle:
+        sheet = handle.read()
+    assert sheet.startswith("# DMS registration worksheet\n")
+    assert sheet.count("\n## ") == 1 and "(systemcertifikat)" in sheet
+    for text in (entry["portal_url"], entry["portal_user_id"], entry["credentials_variable"], entry["credentials_yaml"],
+                 "| Interfaces | AS4 |", "| SE-number | leave it empty |", "| note | asked for by the EDI team |"):
+        assert text in sheet, text
+    assert sheet.count("\n1. ") == 1 and "\n%d. " % len(entry["steps"]) in sheet  # the steps, numbered
 
 
 def test_generated_200_host_report_in_a_browser(generated, page):
@@ -153,6 +169,18 @@ def test_generated_200_host_report_in_a_browser(generated, page):
     attention = [host for host, status in rows if status != "ok"]
     assert len(attention) == data["summary"]["failed"] + data["summary"]["pending"]
     page.choose("sort", "status")
+
+    (entry,) = data["worksheet"]
+    page.open(html, "#worksheet")  # the worksheet: open, inside the page's width, the vault lines as they are
+    sheet = page.js("var w = document.querySelector('ol.worksheet');"
+                    "return {text: w.innerText, fits: w.scrollWidth <= w.clientWidth,"
+                    "        pre: w.querySelector('pre').innerText, open: w.querySelector('details').open};")
+    assert sheet["open"] and sheet["fits"], sheet
+    assert sheet["pre"].strip() == entry["credentials_yaml"]
+    for text in (entry["portal_url"], entry["portal_user_id"], entry["credentials_variable"], entry["steps"][-1]):
+        assert text in sheet["text"], text
+    assert_fits_1400(page)
+    keep_screenshot(page, "report-200-hosts-worksheet.png")
 
     page.open(html, "#status=pending")  # a bookmarked view
     assert Counter(status for _, status in page.host_rows()) == {"pending": data["summary"]["pending"]}

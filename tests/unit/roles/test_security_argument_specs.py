@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-# Names that hold a secret: passwords, passphrases, key or keystore content. Paths and file names of
-# such things are not secrets (the same rule ansible-test applies to module options).
-SECRET = re.compile(r"(password|passphrase|secret|token|_content)$")
+# Names that hold a secret: passwords, passphrases, key or keystore content, gateway credentials. Paths
+# and file names of such things are not secrets (the same rule ansible-test applies to module options).
+SECRET = re.compile(r"(password|passphrase|secret|token|_content|_credentials)$")
 SPEC_FILES = sorted(glob.glob(os.path.join(ROOT, "roles", "*", "meta", "argument_specs.yml")))
 
 
@@ -48,7 +48,7 @@ def test_the_secret_options_are_the_expected_ones():
         "certificate/main/certificate_content", "certificate/main/certificate_passphrase",
         "certificate/main/certificate_pkcs12_passphrase", "certificate/main/certificate_key_passphrase",
         "registration/main/registration_password", "registration/main/registration_pkcs12_content",
-        "registration/main/registration_pkcs12_passphrase",
+        "registration/main/registration_pkcs12_passphrase", "registration/main/registration_manual_credentials",
         "rotation/main/rotation_certificate_content", "rotation/main/rotation_certificate_passphrase",
         "connectivity/main/connectivity_private_key_passphrase",
         # package index URLs and the proxy may carry user:password
