@@ -40,8 +40,6 @@ attributes:
       material or passphrases.
   idempotent:
     support: full
-  safe_file_operations:
-    support: full
 options:
   dest:
     description:
