@@ -751,4 +751,3 @@ def same_key(a, b):
 def same_certificates(a, b):
     """Whether two certificate lists hold the same certificates in the same order."""
     return [c.fingerprint(hashes.SHA256()) for c in a] == [c.fingerprint(hashes.SHA256()) for c in b]
-

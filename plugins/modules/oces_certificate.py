@@ -221,7 +221,7 @@ ARGUMENT_SPEC = {
     "formats": {"type": "list", "elements": "str", "choices": list(_install.FILE_NAMES),
                 "default": list(_install.FILE_NAMES)},
     "keystore_passphrase": {"type": "str", "no_log": True},
-    "keystore_alias": {"type": "str", "default": "dms"},
+    "keystore_alias": {"type": "str", "default": "dms", "no_log": False},
     "key_passphrase": {"type": "str", "no_log": True},
     "owner": {"type": "str"},
     "group": {"type": "str"},

@@ -1,0 +1,619 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dkcustoms.dms developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HTTPS sessions for the portal and the gateway.  Knows no Ansible (unit-testable, reusable).
+
+Public API (private to this collection, but stable for its modules):
+
+``create_session(ca_path=None, validate_certs=True, timeout=30, client_cert=None, retries=5, ...)``
+    A ``requests.Session`` (``DmsSession``) that verifies the server against ``ca_path`` (or the
+    system trust store), presents ``client_cert`` = ``(chain_pem_bytes, private_key)`` as TLS client
+    certificate, applies ``timeout`` to every request, and retries transient failures (dropped or
+    refused connections, HTTP 5xx, HTTP 429) with bounded, jittered exponential backoff, honouring
+    ``Retry-After`` up to a cap.  Other 4xx answers are returned at once, never retried.
+    It sends only to ``https://`` URLs, never follows a redirect (a 3xx raises ``RedirectError``:
+    a redirect would carry the request body, passwords included, to wherever it points), and
+    reads at most ``max_answer_bytes`` (1 MiB) of any answer (more raises ``AnswerTooLargeError``).
+    A request that must not reach the service twice (``replay_safe=False``, a logon) is sent
+    again at most once, and only when it surely was not processed.
+``client_cert_from_bundle(bundle)``
+    ``(chain_pem_bytes, private_key)`` from anything with ``certificate``, ``private_key``, ``chain``
+    attributes (``_oces.Bundle``).
+``create_ssl_context(ca_path=None, validate_certs=True, client_cert=None)``
+    The ``ssl.SSLContext`` the session uses; also usable for raw TLS probes.
+``HttpError`` and its subclasses ``TLSHandshakeError`` (with the specific ``TLSVerificationError``
+and ``ClientCertificateError``), ``UnreachableError``, ``RequestTimeoutError``, ``HTTPStatusError``,
+``RedirectError``, ``AnswerTooLargeError``, ``InsecureURLError``
+    Classified failures.  ``str(exc)`` names the cause and the fix and never contains a secret
+    (no request bodies, headers or key material are ever put into a message).
+``origin(url)``
+    ``scheme://host:port`` of a URL, for messages (never a path, query string or user info).
+``error_from_response(response, what)``
+    ``HTTPStatusError`` for a non-2xx answer, with the JSON ``error`` code and ``detail`` parsed.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import re
+import secrets
+import ssl
+import tempfile
+import time
+from collections import namedtuple
+from urllib.parse import urljoin, urlsplit
+
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps
+
+# The transport adapter hook this file uses to hand requests its SSL context (ca_path and the client
+# certificate) exists from requests 2.32.2 on; older versions never call it and would silently verify
+# against certifi and present no client certificate, so an older requests counts as missing.  The floor
+# is higher still (2.32.2 itself fails verification against ca_path): the one floor is _deps's.
+REQUESTS_REQUIREMENT = _deps.LIBRARIES["requests"][1]
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import NewConnectionError
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - reported by the module with missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = _exc
+    HTTPAdapter = object
+    NewConnectionError = ()
+
+if HAS_REQUESTS and _deps.too_old("requests"):
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = ImportError(
+        "requests %s is too old: %s is needed (older versions ignore ca_path and the client "
+        "certificate)" % (getattr(requests, "__version__", "?"), REQUESTS_REQUIREMENT))
+
+try:
+    from cryptography.hazmat.primitives import serialization
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = _exc
+
+DEFAULT_TIMEOUT = 30
+DEFAULT_RETRIES = 5
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_MAX = 10.0
+DEFAULT_RETRY_AFTER_MAX = 60.0
+# Portal and gateway answers are small JSON or SOAP documents; anything bigger is not the service.
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+_READ_CHUNK = 64 * 1024
+# A logon that reached the portal counts towards its lockout, even when a proxy answered 503 after
+# the backend processed it: such a request is sent again at most this many times.
+MAX_REPLAY_UNSAFE_RESENDS = 1
+USER_AGENT = "dkcustoms.dms"
+
+ClientCert = namedtuple("ClientCert", ["chain_pem", "private_key"])
+RetryEvent = namedtuple("RetryEvent", ["method", "path", "reason", "delay"])
+
+
+class HttpError(Exception):
+    """A classified HTTP/TLS failure; the message names the cause and the fix."""
+
+    kind = "http_error"
+
+    def __init__(self, message, url=None):
+        super().__init__(message)
+        self.url = url
+
+
+class TLSHandshakeError(HttpError):
+    """The TLS handshake failed (base of the two specific cases below)."""
+
+    kind = "tls_handshake"
+
+
+class TLSVerificationError(TLSHandshakeError):
+    """The server certificate is not trusted (wrong CA, wrong host name, expired ...)."""
+
+    kind = "tls_verification_failed"
+
+
+class ClientCertificateError(TLSHandshakeError):
+    """The client certificate could not be loaded, or the server refused it."""
+
+    kind = "client_certificate"
+
+
+class UnreachableError(HttpError):
+    kind = "unreachable"
+
+
+class RequestTimeoutError(HttpError):
+    kind = "timeout"
+
+
+class RedirectError(HttpError):
+    """A 3xx answer: redirects are never followed (the body, passwords included, would go along)."""
+
+    kind = "redirect"
+
+
+class AnswerTooLargeError(HttpError):
+    """The answer is larger than the session reads (``max_answer_bytes``)."""
+
+    kind = "answer_too_large"
+
+
+class InsecureURLError(HttpError):
+    """A URL that is not ``https://``: nothing is sent in clear text."""
+
+    kind = "insecure_url"
+
+
+class HTTPStatusError(HttpError):
+    """A non-2xx answer (after retries, for transient statuses)."""
+
+    kind = "http_status"
+
+    def __init__(self, message, url=None, status=None, error_code=None, detail=None, body=None):
+        super().__init__(message, url=url)
+        self.status = status
+        self.error_code = error_code
+        self.detail = detail
+        self.body = body if body is not None else {}
+
+
+def origin(url):
+    """scheme://host:port of ``url``: messages name the service, never a path, a query string or
+    user:password@ (any of which may hold a secret)."""
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = "[%s]" % host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme and host:
+        return "%s://%s%s" % (parts.scheme, host, ":%d" % port if port else "")
+    # Not a URL with a host: the text up to its first path, query or fragment, without user info.
+    return re.split(r"[/?#]", url or "", maxsplit=1)[0].rsplit("@", 1)[-1][:100] or repr(url or "")
+
+
+_origin = origin  # the name earlier code used
+
+
+def _path(url):
+    return urlsplit(url or "").path or "/"
+
+
+def client_cert_from_bundle(bundle):
+    """``ClientCert`` (leaf + chain as PEM, key object) from an ``_oces.Bundle``-like object."""
+    pem = bundle.certificate.public_bytes(serialization.Encoding.PEM)
+    for cert in bundle.chain or ():
+        pem += cert.public_bytes(serialization.Encoding.PEM)
+    return ClientCert(pem, bundle.private_key)
+
+
+def _load_client_cert(context, client_cert):
+    """Load an in-memory certificate chain and key into ``context``.
+
+    The ``ssl`` module loads client keys only from files.  So that no usable key ever touches the
+    disk, the key is written PKCS#8-*encrypted* with a random one-time password that exists only in
+    this process's memory, to a 0600 temp file that is deleted right after loading.  Anyone who
+    reads the file in that window gets ciphertext only.
+    """
+    chain_pem, private_key = client_cert
+    one_time_password = secrets.token_urlsafe(32).encode("ascii")
+    encrypted_key = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(one_time_password),
+    )
+    fd, path = tempfile.mkstemp(prefix="dms-client-", suffix=".pem")  # mkstemp: mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(chain_pem + b"\n" + encrypted_key)
+        context.load_cert_chain(path, password=one_time_password)
+    except ssl.SSLError as exc:
+        raise ClientCertificateError(
+            "The client certificate could not be loaded for TLS (%s). Fix: give a certificate and "
+            "the private key that belongs to it." % _reason(exc)
+        ) from None
+    finally:
+        os.unlink(path)
+
+
+def create_ssl_context(ca_path=None, validate_certs=True, client_cert=None):
+    """TLS 1.2+ client context: server verified against ``ca_path`` (file or directory) or the
+    system trust store, unless ``validate_certs`` is false; optional client certificate."""
+    if validate_certs:
+        context = ssl.create_default_context()
+        if ca_path:
+            if not os.path.exists(ca_path):
+                raise TLSVerificationError(
+                    "ca_path %s does not exist. Fix: point ca_path at the PEM bundle (or directory) "
+                    "of the CA that issued the server certificate." % ca_path
+                )
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            try:
+                if os.path.isdir(ca_path):
+                    context.load_verify_locations(capath=ca_path)
+                else:
+                    context.load_verify_locations(cafile=ca_path)
+            except (ssl.SSLError, OSError) as exc:
+                raise TLSVerificationError(
+                    "ca_path %s could not be read as PEM CA certificates (%s). Fix: give a PEM file "
+                    "with the CA certificate(s) that issued the server certificate."
+                    % (ca_path, _reason(exc))
+                ) from None
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert is not None:
+        _load_client_cert(context, client_cert)
+    return context
+
+
+class _ContextAdapter(HTTPAdapter):
+    """Transport adapter that uses one prepared ``SSLContext`` for every HTTPS pool.
+
+    requests would otherwise re-apply its own CA bundle (certifi) and file-based client certificate
+    settings per request; the context already holds exactly what was configured.
+    """
+
+    def __init__(self, ssl_context, **kwargs):
+        self._ssl_context = ssl_context
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, _unused = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs = {}
+        if host_params.get("scheme") == "https":
+            pool_kwargs["ssl_context"] = self._ssl_context
+            if self._ssl_context.verify_mode == ssl.CERT_NONE:
+                pool_kwargs["cert_reqs"] = "CERT_NONE"
+                pool_kwargs["assert_hostname"] = False
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert):
+        """Everything is in the SSL context; keep requests from adding certifi or cert files."""
+
+
+def _reason(exc):
+    """The innermost library reason of an exception, without request data."""
+    seen = set()
+    texts = []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        reason = getattr(exc, "reason", None)
+        if isinstance(exc, ssl.SSLError) and getattr(exc, "verify_message", None):
+            texts.append("%s: %s" % (exc.reason or "SSL error", exc.verify_message))
+        elif isinstance(reason, str) and reason:
+            texts.append(reason)
+        elif exc.args and isinstance(exc.args[0], str):
+            texts.append(exc.args[0])
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
+            nxt = exc.args[0]
+        if nxt is None and isinstance(reason, BaseException):
+            nxt = reason
+        exc = nxt
+    text = texts[-1] if texts else "unknown error"
+    return text[:300]
+
+
+def _chain_text(exc):
+    parts = []
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        parts.append("%s %s" % (type(exc).__name__, exc))
+        reason = getattr(exc, "reason", None)
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
+            nxt = exc.args[0]
+        if nxt is None and isinstance(reason, BaseException):
+            nxt = reason
+        exc = nxt
+    return " | ".join(parts).lower()
+
+
+_CLIENT_CERT_ALERTS = (
+    "alert unknown ca", "alert certificate required", "alert bad certificate",
+    "alert certificate unknown", "alert access denied", "alert handshake failure",
+    "alert certificate revoked", "alert certificate expired", "alert unsupported certificate",
+)
+
+
+def classify_exception(exc, url, timeout):
+    """Turn a requests/urllib3/ssl exception into an ``HttpError`` whose message names the fix."""
+    service = origin(url)
+    text = _chain_text(exc)
+    if "certificate verify failed" in text or "hostname mismatch" in text or "doesn't match" in text:
+        return TLSVerificationError(
+            "TLS verification of the server certificate of %s failed (%s). Fix: set ca_path to the "
+            "CA bundle that issued the server certificate and use the host name in its "
+            "subjectAltName; validate_certs=false only for throw-away tests." % (service, _reason(exc)),
+            url=url,
+        )
+    if any(alert in text for alert in _CLIENT_CERT_ALERTS):
+        return ClientCertificateError(
+            "%s refused the TLS client certificate during the handshake (%s). Fix: present an OCES3 "
+            "certificate from a CA the service trusts, unexpired, with its private key."
+            % (service, _reason(exc)),
+            url=url,
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return RequestTimeoutError(
+            "%s did not answer within %s seconds. Fix: check that the service is up and reachable "
+            "from this host, or raise timeout." % (service, timeout),
+            url=url,
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TLSHandshakeError(
+            "The TLS handshake with %s failed (%s). Fix: a server that refuses the client "
+            "certificate often just closes the connection: present an OCES3 certificate from a CA "
+            "it trusts; otherwise check that the URL is the HTTPS service (TLS 1.2 or later)."
+            % (service, _reason(exc)),
+            url=url,
+        )
+    if any(word in text for word in ("closed connection", "connection reset", "connection aborted",
+                                     "remotedisconnected", "broken pipe")):
+        return UnreachableError(
+            "%s dropped the connection without answering (%s). Fix: the service is overloaded or "
+            "restarting - retry later or raise retries; if it persists, check proxies and firewalls "
+            "between this host and the service." % (service, _reason(exc)),
+            url=url,
+        )
+    return UnreachableError(
+        "%s is unreachable (%s). Fix: check the URL, DNS, firewall and proxy settings, and that the "
+        "service is running." % (service, _reason(exc)),
+        url=url,
+    )
+
+
+def _is_retryable_exception(exc):
+    """Dropped/refused connections and connect timeouts: nothing (or nothing complete) was
+    processed.  Not TLS failures (retrying cannot fix them) nor read timeouts (the server may be
+    working on it; a repeat would double the load on an already slow service)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        text = _chain_text(exc)
+        # A reset during the TLS handshake is a dropped connection, not a certificate problem.
+        return ("reset" in text or "eof" in text) and not any(a in text for a in _CLIENT_CERT_ALERTS)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.Timeout):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return not any(a in _chain_text(exc) for a in _CLIENT_CERT_ALERTS)
+    return False
+
+
+def _surely_not_sent(exc):
+    """True when the request cannot have reached the service: the connection or the TLS handshake
+    never completed.  A connection dropped after the request was sent is not such a case."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _is_retryable_exception(exc)  # a reset during the handshake: nothing was sent
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, NewConnectionError)
+    return False
+
+
+# Answers that say the request was not processed: safe to send again even when it is not idempotent.
+NOT_PROCESSED_STATUSES = (429, 503)
+
+
+def parse_retry_after(value, now=None):
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def is_retryable_status(status):
+    return status == 429 or 500 <= status <= 599
+
+
+def _require_https(url):
+    """Refuse anything but https: neither a request body nor a client certificate goes out in clear."""
+    parts = urlsplit(url or "")
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise InsecureURLError(
+            "%s is not an https:// URL; nothing was sent. Fix: give the service's https:// address "
+            "(the portal and the gateway are only reached over verified TLS)." % origin(url),
+            url=url)
+
+
+def _redirect_error(response, method, url):
+    """``RedirectError`` naming where the redirect points (its origin only: no path, no query)."""
+    location = response.headers.get("Location")
+    target = origin(urljoin(url, location)) if location else "nowhere (no Location header)"
+    response.close()
+    return RedirectError(
+        "%s %s at %s answered HTTP %d, a redirect to %s. Redirects are never followed (the request, "
+        "passwords included, would go along), so nothing was sent there. Fix: give the service's "
+        "own https:// address as the URL option (portal_url / url), or have the proxy or load "
+        "balancer in between pass requests on instead of redirecting them."
+        % (method, _path(url), origin(url), response.status_code, target),
+        url=url)
+
+
+def _too_large(method, url, limit, what):
+    return AnswerTooLargeError(
+        "%s %s at %s sent an answer larger than %d bytes (%s); it was not read further. Fix: the "
+        "portal and the gateway answer with small documents - check that the URL points at the "
+        "service and not at a proxy, a download or another service." % (
+            method, _path(url), origin(url), limit, what),
+        url=url)
+
+
+class DmsSession(requests.Session if HAS_REQUESTS else object):
+    """``requests.Session`` with a default timeout, bounded retries and classified errors.
+
+    ``stats`` counts ``attempts`` (HTTP requests sent, retries included) and ``retries``;
+    ``retry_events`` lists each retry (method, path, reason, delay) for debug output.
+    """
+
+    def __init__(self, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
+                 backoff_base=DEFAULT_BACKOFF_BASE, backoff_max=DEFAULT_BACKOFF_MAX,
+                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep, retry_statuses=True,
+                 max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
+        super().__init__()
+        self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
+        # False: every HTTP answer is returned as it is (for AS4 an HTTP 500 is the gateway's answer).
+        self.retry_statuses = retry_statuses
+        self.retries = max(0, int(retries))
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self._sleep = sleep
+        self.stats = {"attempts": 0, "retries": 0}
+        self.retry_events = []
+        self.headers["User-Agent"] = USER_AGENT
+        self.trust_env = False  # no netrc credentials or env CA bundles slipping in
+
+    def backoff(self, attempt):
+        """Exponential backoff with jitter (spreads a fleet's retries apart)."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        return random.uniform(ceiling / 2.0, ceiling)
+
+    def _wait(self, method, url, reason, delay):
+        self.stats["retries"] += 1
+        self.retry_events.append(RetryEvent(method, _path(url), reason, round(delay, 2)))
+        self._sleep(delay)
+
+    def request(self, method, url, replay_safe=True, **kwargs):
+        """Send with retries.  Returns the response, its body already read (at most
+        ``max_answer_bytes``), for every status that is not transient and not a redirect (the caller
+        decides what a 4xx means); raises ``HttpError`` subclasses otherwise.
+
+        ``replay_safe=False`` is for requests that must not reach the service twice, such as a
+        logon (a second failed attempt counts towards a lockout): they are sent again only when
+        they surely were not processed (no connection, HTTP 429 or 503), and at most once."""
+        _require_https(url)
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs["allow_redirects"] = False
+        kwargs["stream"] = True  # read by _read_capped, never whole
+        limit = self.retries if replay_safe else min(self.retries, MAX_REPLAY_UNSAFE_RESENDS)
+        attempt = 0
+        while True:
+            self.stats["attempts"] += 1
+            try:
+                response = super().request(method, url, **kwargs)
+                self._read_capped(response, method, url)
+            except requests.exceptions.RequestException as exc:
+                retryable = _is_retryable_exception(exc) if replay_safe else _surely_not_sent(exc)
+                if attempt < limit and retryable:
+                    self._wait(method, url, type(exc).__name__, self.backoff(attempt))
+                    attempt += 1
+                    continue
+                error = classify_exception(exc, url, kwargs["timeout"])
+                if attempt:
+                    error.args = ("%s (after %d attempts)" % (error.args[0], attempt + 1),)
+                raise error from None
+            if 300 <= response.status_code <= 399:
+                raise _redirect_error(response, method, url)
+            transient = is_retryable_status(response.status_code) if replay_safe \
+                else response.status_code in NOT_PROCESSED_STATUSES
+            if not (self.retry_statuses and transient):
+                return response
+            if attempt >= limit:
+                raise self._exhausted(response, attempt + 1)
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                delay = min(retry_after, self.retry_after_max)
+            else:
+                delay = self.backoff(attempt)
+            response.close()
+            self._wait(method, url, "HTTP %d" % response.status_code, delay)
+            attempt += 1
+
+    def _read_capped(self, response, method, url):
+        """Read the body in chunks, giving up (and closing the connection) past the limit, so a
+        hostile or broken peer cannot make this process hold an answer of any size."""
+        limit = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise _too_large(method, url, limit, "it announced %s bytes" % declared)
+        chunks, size = [], 0
+        for chunk in response.iter_content(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise _too_large(method, url, limit, "more than that arrived")
+            chunks.append(chunk)
+        # What Response.content does after reading; setting it lets .content and .json() serve
+        # the capped body.
+        response._content = b"".join(chunks)  # pylint: disable=protected-access
+        response._content_consumed = True  # pylint: disable=protected-access
+
+    @staticmethod
+    def _exhausted(response, attempts):
+        base = error_from_response(response, "%s %s" % (response.request.method, _path(response.url)))
+        base.args = (
+            "%s; still failing after %d attempts. Fix: the service is overloaded or in maintenance; "
+            "retry later or raise retries." % (base.args[0], attempts),
+        )
+        return base
+
+
+def _json_body(response):
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def error_from_response(response, what):
+    """``HTTPStatusError`` for ``response``; the message holds the status, the service's error code
+    and its ``detail`` sentence (the portal's details never echo request data)."""
+    body = _json_body(response)
+    code = body.get("error") if isinstance(body.get("error"), str) else None
+    detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+    message = "%s at %s answered HTTP %d" % (what, origin(response.url), response.status_code)
+    if code:
+        message += " %s" % code
+    if detail:
+        message += ": %s" % detail[:300]
+    return HTTPStatusError(message, url=response.url, status=response.status_code,
+                           error_code=code, detail=detail, body=body)
+
+
+def create_session(ca_path=None, validate_certs=True, timeout=DEFAULT_TIMEOUT, client_cert=None,
+                   retries=DEFAULT_RETRIES, backoff_base=DEFAULT_BACKOFF_BASE,
+                   backoff_max=DEFAULT_BACKOFF_MAX, retry_after_max=DEFAULT_RETRY_AFTER_MAX,
+                   sleep=time.sleep, retry_statuses=True, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
+    """A ready ``DmsSession``; ``client_cert`` is ``(chain_pem_bytes, private_key)`` or ``None``;
+    ``retry_statuses=False`` returns 5xx/429 answers instead of retrying them."""
+    context = create_ssl_context(ca_path=ca_path, validate_certs=validate_certs,
+                                 client_cert=client_cert)
+    session = DmsSession(timeout=timeout, retries=retries, backoff_base=backoff_base,
+                         backoff_max=backoff_max, retry_after_max=retry_after_max, sleep=sleep,
+                         retry_statuses=retry_statuses, max_answer_bytes=max_answer_bytes)
+    session.verify = bool(validate_certs)
+    adapter = _ContextAdapter(context)
+    session.mount("https://", adapter)
+    session.ssl_context = context
+    return session
