@@ -19,6 +19,7 @@ from __future__ import annotations
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _opt_connection
 from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError, fail
 
+
 def connection_spec(default_timeout=_opt_connection.DEFAULT_TIMEOUT,
                     default_retries=_opt_connection.DEFAULT_RETRIES):
     """Options of the HTTPS connection (moved to ``_opt_connection.group``; kept until callers switch)."""
