@@ -239,7 +239,6 @@ def _verification_failure(peer, connection, exc):
                        "%s:%d -showcerts)." % (peer.host, peer.port))
 
 
-
 def _server_certificate_detail(peer, connection, der):
     """What the verified server certificate says, and a warning when it expires soon."""
     cert = x509.load_der_x509_certificate(der)
@@ -342,7 +341,6 @@ def _refusal(certificate, alert, presented):
         "The certificate was refused (expired, revoked, wrong usage or not registered for this "
         "user): check it with dkcustoms.dms.oces_certificate_info and that it is the one registered "
         "on the certificate portal.")
-
 
 
 def _probe_with_certificate(peer, context):
@@ -452,7 +450,6 @@ def send_message(connection, certificate, probe, sleep=time.sleep):
     return Exchange(message, notification, response, post_error, answer, post_ms, _ms(start))
 
 
-
 # What a refusal is about, from the words WS-Security stacks use (WSS4J: "The signature or decryption
 # was invalid", "The security token could not be authenticated or authorized") - never from the
 # sandbox's own sentences.
@@ -485,7 +482,6 @@ _SIGNER_HINT = (
     "certificate registered on the certificate portal (and its own private key); after a new "
     "certificate, register it first (dkcustoms.dms.portal_registration) and wait for the "
     "registration to complete.")
-
 
 
 def check_client_certificate_signer(tls_detail, exchange, certificate, gateway_user):
@@ -588,8 +584,6 @@ def _attachment_summary(attachment):
         text += ", status %s%s" % (attachment["status"]["code"],
                                    ": %s" % attachment["status"]["message"] if attachment["status"]["message"] else "")
     return text
-
-
 
 
 def _probe_summary(exchange, probe):

@@ -94,6 +94,11 @@ class HttpError(DmsError):
 
     kind = "http_error"
 
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
     def __init__(self, message, url=None):
         super().__init__(message, reason=self.kind)
         self.url = url
@@ -104,30 +109,41 @@ class HttpError(DmsError):
         self.args = (message,)
 
 
-def _failure(name, base, kind, meaning):
-    """A subclass of ``base`` that callers catch by class and playbooks tell apart by ``kind``."""
-    return type(name, (base,), {"kind": kind, "__doc__": meaning, "__module__": __name__})
+# The classified failures; ``kind`` (= ``reason``) tells them apart in a playbook.
+class TLSHandshakeError(HttpError, kind="tls_handshake"):
+    """The TLS handshake failed (base of the two specific cases below)."""
 
 
-# The classified failures: name, base, kind (= reason), what it means.
-TLSHandshakeError = _failure("TLSHandshakeError", HttpError, "tls_handshake", "The TLS handshake failed.")
-TLSVerificationError = _failure("TLSVerificationError", TLSHandshakeError, "tls_verification_failed",
-                                "The server certificate is not trusted (wrong CA, wrong host name, expired ...).")
-ClientCertificateError = _failure("ClientCertificateError", TLSHandshakeError, "client_certificate",
-                                  "The client certificate could not be loaded, or the server refused it.")
-UnreachableError = _failure("UnreachableError", HttpError, "unreachable", "No answer: no connection, or it dropped.")
-RequestTimeoutError = _failure("RequestTimeoutError", HttpError, "timeout", "No answer within the timeout.")
-RedirectError = _failure("RedirectError", HttpError, "redirect", "A 3xx answer: redirects are never followed "
-                         "(the body, passwords included, would go along).")
-AnswerTooLargeError = _failure("AnswerTooLargeError", HttpError, "answer_too_large", "The answer is larger than "
-                               "the session reads (``max_answer_bytes``).")
-InsecureURLError = _failure("InsecureURLError", HttpError, "insecure_url", "A URL that is not ``https://``.")
+class TLSVerificationError(TLSHandshakeError, kind="tls_verification_failed"):
+    """The server certificate is not trusted (wrong CA, wrong host name, expired ...)."""
 
 
-class HTTPStatusError(HttpError):
+class ClientCertificateError(TLSHandshakeError, kind="client_certificate"):
+    """The client certificate could not be loaded, or the server refused it."""
+
+
+class UnreachableError(HttpError, kind="unreachable"):
+    """No answer: no connection, or it dropped."""
+
+
+class RequestTimeoutError(HttpError, kind="timeout"):
+    """No answer within the timeout."""
+
+
+class RedirectError(HttpError, kind="redirect"):
+    """A 3xx answer: redirects are never followed (the body, passwords included, would go along)."""
+
+
+class AnswerTooLargeError(HttpError, kind="answer_too_large"):
+    """The answer is larger than the session reads (``max_answer_bytes``)."""
+
+
+class InsecureURLError(HttpError, kind="insecure_url"):
+    """A URL that is not ``https://``: nothing is sent in clear text."""
+
+
+class HTTPStatusError(HttpError, kind="http_status"):
     """A non-2xx answer (after retries, for transient statuses)."""
-
-    kind = "http_status"
 
     def __init__(self, message, url=None, status=None, error_code=None, detail=None, body=None):
         super().__init__(message, url=url)

@@ -203,8 +203,10 @@ options:
   retries:
     description:
       - How many times the AS4 message is rebuilt and sent again after a transient failure (dropped
-        connection, HTTP 429, 502, 503, 504). Every attempt is a new message with a new nonce;
-        a message is never resent as it was (the gateway would rightly refuse the replayed nonce).
+        connection, HTTP 429, 502, 503, 504), after a jittered exponential backoff or the answer's
+        C(Retry-After) (at most 60 seconds). An HTTP 500 is the gateway's ebMS error answer and is
+        not retried. Every attempt is a new message with a new nonce; a message is never resent as it
+        was (the gateway would rightly refuse the replayed nonce).
     type: int
     default: 2
 notes:

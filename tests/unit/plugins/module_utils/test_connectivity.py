@@ -204,11 +204,11 @@ def test_certificate_without_a_cvr_is_refused_before_anything_is_sent(pki, gatew
     items = pki["items"]
     with pytest.raises(DmsError, match="carries no CVR"):
         _connectivity.run_checks(*_settings(pki, server, certificate=items["no_cvr"].cert,
-                                           private_key=items["no_cvr"].key))
+                                            private_key=items["no_cvr"].key))
     assert server.requests == []
     report = _connectivity.run_checks(*_settings(pki, server, probe="ping", certificate=items["no_cvr"].cert,
-                                                private_key=items["no_cvr"].key,
-                                                signer_policy=_as4.SignerPolicy()))
+                                                 private_key=items["no_cvr"].key,
+                                                 signer_policy=_as4.SignerPolicy()))
     assert report["layers"][-2]["status"] == "pass"  # the ping needs no CVR
 
 
@@ -227,7 +227,7 @@ def test_pin_is_offered_after_a_success_over_verified_tls_only(pki, gateway):
     assert report["pin"] == {"url": "https://localhost:%d" % server.server_address[1],
                              "fingerprint_sha256": fingerprint, "subject": "CN=SKAT OIO Gateway Test"}
     unverified = _connectivity.run_checks(*_settings(pki, server, signer_policy=_as4.SignerPolicy(), pin_file="/x",
-                                                    validate_certs=False))
+                                                     validate_certs=False))
     assert unverified["pin"] is None and any("not pinned" in w for w in unverified["warnings"])
 
 
@@ -237,7 +237,7 @@ def test_pinned_signer_refuses_a_changed_gateway_certificate(pki, gateway):
     same = _connectivity.run_checks(*_settings(pki, gateway(), signer_policy=policy, pin_file="/etc/pins"))
     assert same["result"] == "SUCCESS" and same["answer_signature"] == "verified" and same["pin"] is None
     changed = _connectivity.run_checks(*_settings(pki, gateway(script=[notification_answer(pki, "new_gateway")]),
-                                                 signer_policy=policy, pin_file="/etc/pins"))
+                                                  signer_policy=policy, pin_file="/etc/pins"))
     assert (changed["result"], changed["failed_layer"], changed["answer_signature"]) == (
         "INVALID_SIGNAL", "as4", "invalid")
     failed = _failed(changed)
@@ -303,7 +303,7 @@ def test_client_certificate_required_none_sent(pki, gateway):
 
 def test_client_certificate_from_a_ca_the_server_does_not_trust(pki, gateway):
     report = _connectivity.run_checks(*_settings(pki, gateway(client_ca="other_client_ca"),
-                                                tls_client_certificate=True))
+                                                 tls_client_certificate=True))
     assert (report["result"], report["failed_layer"]) == ("CLIENT_CERT_REJECTED", "client_certificate")
     assert "does not trust the CA" in _failed(report)["detail"]
 
@@ -383,7 +383,7 @@ def test_gateway_answers(pki, gateway, script, result, layer, words):
 def test_authentication_hint_does_not_depend_on_the_gateways_wording(pki, gateway, detail):
     """One hint names every cause (password, registration still running, clock), whatever the words."""
     report = _connectivity.run_checks(*_settings(pki, gateway(script=[_error("EBMS:0101", "FailedAuthentication",
-                                                                            detail)])))
+                                                                             detail)])))
     assert report["failed_layer"] == "authentication"
     hint = _failed(report)["hint"]
     assert hint == _connectivity._AUTH_HINT  # pylint: disable=protected-access
