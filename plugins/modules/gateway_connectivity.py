@@ -223,16 +223,16 @@ EXAMPLES = r"""
 - name: Test the connection to the DMS test gateway with the reference client's Notification query
   dkcustoms.dms.gateway_connectivity:
     environment: test
-    pkcs12_path: /etc/dkcustoms/dms/current/foces.p12
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dkcustoms/dms/current/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     gateway_user: "{{ registration.gateway_user }}"
     gateway_password: "{{ vault_gateway_password }}"
     receipt_signer: /etc/dkcustoms/dms/gateway-signing.pem
 
 - name: Pin the gateway's answer signer on first use instead (like SSH known_hosts)
   dkcustoms.dms.gateway_connectivity:
-    pkcs12_path: /etc/dkcustoms/dms/current/foces.p12
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dkcustoms/dms/current/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     gateway_user: "{{ registration.gateway_user }}"
     gateway_password: "{{ vault_gateway_password }}"
     notification_service: DMS.Export2

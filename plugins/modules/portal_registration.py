@@ -157,8 +157,8 @@ seealso:
 EXAMPLES = r"""
 - name: Register the system certificate on the test portal and keep the gateway credentials
   dkcustoms.dms.portal_registration:
-    pkcs12_path: /etc/dms/foces.p12
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dms/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     se_number: "12345678"
     email: integration@example.dk
@@ -167,8 +167,8 @@ EXAMPLES = r"""
 
 - name: Fleet - request all registrations first ...
   dkcustoms.dms.portal_registration:
-    pkcs12_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     environment: production
     wait: false
@@ -176,8 +176,8 @@ EXAMPLES = r"""
 
 - name: Fleet - ... then wait for them (the waits overlap)
   dkcustoms.dms.portal_registration:
-    pkcs12_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     environment: production
     wait: true
