@@ -128,8 +128,7 @@ def resolve_url(url, environment, defaults, option="url"):
     if parts.scheme != "https" or not parts.hostname:
         raise ConnectionOptionError(
             "%s must be an https:// URL with a host name, not %s. Fix: give the service's https:// base URL, "
-            "e.g. %s." % (option, _http.origin(resolved), sorted(defaults.values())[-1] if defaults
-                          else "https://host:port"))
+            "e.g. %s." % (option, _http.origin(resolved), defaults.get("test", "https://host:port")))
     return resolved
 
 
