@@ -6,17 +6,16 @@
 
 Public API (private to this collection, but stable for its modules):
 
-``create_session(ca_path=None, validate_certs=True, timeout=30, client_cert=None, retries=5, ...)``
-    A ``requests.Session`` (``DmsSession``) that verifies the server against ``ca_path`` (or the
-    system trust store), presents ``client_cert`` = ``(chain_pem_bytes, private_key)`` as TLS client
-    certificate, applies ``timeout`` to every request, and retries transient failures (dropped or
-    refused connections, HTTP 5xx, HTTP 429) with bounded, jittered exponential backoff, honouring
-    ``Retry-After`` up to a cap.  Other 4xx answers are returned at once, never retried.
+``create_session(ssl_context, timeout, policy=None)``
+    A ``requests.Session`` (``DmsSession``) that uses ``ssl_context`` (server verified against
+    ``ca_path`` or the system trust store, client certificate presented) for every request, applies
+    ``timeout``, and retries transient failures as ``policy`` (``_opt_connection.RetryPolicy``, the one
+    definition of "transient") says.  Which exceptions count as a dropped or refused connection, and
+    which surely were not sent, is decided here (it takes the transport's exception types).
     It sends only to ``https://`` URLs, never follows a redirect (a 3xx raises ``RedirectError``:
     a redirect would carry the request body, passwords included, to wherever it points), and
     reads at most ``max_answer_bytes`` (1 MiB) of any answer (more raises ``AnswerTooLargeError``).
-    A request that must not reach the service twice (``replay_safe=False``, a logon) is sent
-    again at most once, and only when it surely was not processed.
+    Modules build it with ``_opt_connection.Connection.session``.
 ``client_cert_from_bundle(bundle)``
     ``(chain_pem_bytes, private_key)`` from anything with ``certificate``, ``private_key``, ``chain``
     attributes (``_oces.Bundle``).
@@ -35,18 +34,16 @@ and ``ClientCertificateError``), ``UnreachableError``, ``RequestTimeoutError``, 
 
 from __future__ import annotations
 
-import email.utils
 import os
-import random
 import re
 import secrets
 import ssl
 import tempfile
-import time
 from collections import namedtuple
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError
 
 # The transport adapter hook this file uses to hand requests its SSL context (ca_path and the client
 # certificate) exists from requests 2.32.2 on; older versions never call it and would silently verify
@@ -58,103 +55,95 @@ try:
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.exceptions import NewConnectionError
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - reported by the module with missing_required_lib
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = _exc
+except ImportError as _exc:  # pragma: no cover - reported by the module (_deps.require)
+    requests = None
     HTTPAdapter = object
     NewConnectionError = ()
-
-if HAS_REQUESTS and _deps.too_old("requests"):
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = ImportError(
+    REQUESTS_IMPORT_ERROR = _exc
+else:
+    REQUESTS_IMPORT_ERROR = None if not _deps.too_old("requests") else ImportError(
         "requests %s is too old: %s is needed (older versions ignore ca_path and the client "
         "certificate)" % (getattr(requests, "__version__", "?"), REQUESTS_REQUIREMENT))
+HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
 
 try:
     from cryptography.hazmat.primitives import serialization
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = _exc
+except ImportError:  # pragma: no cover - reported by the module (_deps.require)
+    serialization = None
 
-DEFAULT_TIMEOUT = 30
-DEFAULT_RETRIES = 5
-DEFAULT_BACKOFF_BASE = 0.5
-DEFAULT_BACKOFF_MAX = 10.0
-DEFAULT_RETRY_AFTER_MAX = 60.0
 # Portal and gateway answers are small JSON or SOAP documents; anything bigger is not the service.
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 _READ_CHUNK = 64 * 1024
-# A logon that reached the portal counts towards its lockout, even when a proxy answered 503 after
-# the backend processed it: such a request is sent again at most this many times.
-MAX_REPLAY_UNSAFE_RESENDS = 1
 USER_AGENT = "dkcustoms.dms"
 
 ClientCert = namedtuple("ClientCert", ["chain_pem", "private_key"])
 RetryEvent = namedtuple("RetryEvent", ["method", "path", "reason", "delay"])
 
 
-class HttpError(Exception):
-    """A classified HTTP/TLS failure; the message names the cause and the fix."""
+class _Resend(Exception):
+    """One attempt ended transiently: send again (after ``Retry-After`` if the answer gave one)."""
+
+    def __init__(self, reason, retry_after=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class HttpError(DmsError):
+    """A classified HTTP/TLS failure; the message names the cause and the fix; ``reason`` is ``kind``."""
 
     kind = "http_error"
 
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
     def __init__(self, message, url=None):
-        super().__init__(message)
+        super().__init__(message, reason=self.kind)
         self.url = url
 
+    def amend(self, message):
+        """Replace the message (adding what the retries saw)."""
+        self.msg = message
+        self.args = (message,)
 
-class TLSHandshakeError(HttpError):
+
+# The classified failures; ``kind`` (= ``reason``) tells them apart in a playbook.
+class TLSHandshakeError(HttpError, kind="tls_handshake"):
     """The TLS handshake failed (base of the two specific cases below)."""
 
-    kind = "tls_handshake"
 
-
-class TLSVerificationError(TLSHandshakeError):
+class TLSVerificationError(TLSHandshakeError, kind="tls_verification_failed"):
     """The server certificate is not trusted (wrong CA, wrong host name, expired ...)."""
 
-    kind = "tls_verification_failed"
 
-
-class ClientCertificateError(TLSHandshakeError):
+class ClientCertificateError(TLSHandshakeError, kind="client_certificate"):
     """The client certificate could not be loaded, or the server refused it."""
 
-    kind = "client_certificate"
+
+class UnreachableError(HttpError, kind="unreachable"):
+    """No answer: no connection, or it dropped."""
 
 
-class UnreachableError(HttpError):
-    kind = "unreachable"
+class RequestTimeoutError(HttpError, kind="timeout"):
+    """No answer within the timeout."""
 
 
-class RequestTimeoutError(HttpError):
-    kind = "timeout"
-
-
-class RedirectError(HttpError):
+class RedirectError(HttpError, kind="redirect"):
     """A 3xx answer: redirects are never followed (the body, passwords included, would go along)."""
 
-    kind = "redirect"
 
-
-class AnswerTooLargeError(HttpError):
+class AnswerTooLargeError(HttpError, kind="answer_too_large"):
     """The answer is larger than the session reads (``max_answer_bytes``)."""
 
-    kind = "answer_too_large"
 
-
-class InsecureURLError(HttpError):
+class InsecureURLError(HttpError, kind="insecure_url"):
     """A URL that is not ``https://``: nothing is sent in clear text."""
 
-    kind = "insecure_url"
 
-
-class HTTPStatusError(HttpError):
+class HTTPStatusError(HttpError, kind="http_status"):
     """A non-2xx answer (after retries, for transient statuses)."""
-
-    kind = "http_status"
 
     def __init__(self, message, url=None, status=None, error_code=None, detail=None, body=None):
         super().__init__(message, url=url)
@@ -219,7 +208,7 @@ def _load_client_cert(context, client_cert):
     except ssl.SSLError as exc:
         raise ClientCertificateError(
             "The client certificate could not be loaded for TLS (%s). Fix: give a certificate and "
-            "the private key that belongs to it." % _reason(exc)
+            "the private key that belongs to it." % reason_of(exc)
         ) from None
     finally:
         os.unlink(path)
@@ -231,11 +220,6 @@ def create_ssl_context(ca_path=None, validate_certs=True, client_cert=None):
     if validate_certs:
         context = ssl.create_default_context()
         if ca_path:
-            if not os.path.exists(ca_path):
-                raise TLSVerificationError(
-                    "ca_path %s does not exist. Fix: point ca_path at the PEM bundle (or directory) "
-                    "of the CA that issued the server certificate." % ca_path
-                )
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             try:
                 if os.path.isdir(ca_path):
@@ -246,7 +230,7 @@ def create_ssl_context(ca_path=None, validate_certs=True, client_cert=None):
                 raise TLSVerificationError(
                     "ca_path %s could not be read as PEM CA certificates (%s). Fix: give a PEM file "
                     "with the CA certificate(s) that issued the server certificate."
-                    % (ca_path, _reason(exc))
+                    % (ca_path, reason_of(exc))
                 ) from None
     else:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -283,50 +267,67 @@ class _ContextAdapter(HTTPAdapter):
         """Everything is in the SSL context; keep requests from adding certifi or cert files."""
 
 
-def _reason(exc):
-    """The innermost library reason of an exception, without request data."""
+def exception_chain(exc):
+    """``exc`` and the exceptions behind it (cause, context, a wrapped ``args[0]`` or ``reason``)."""
     seen = set()
-    texts = []
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        yield exc
         reason = getattr(exc, "reason", None)
-        if isinstance(exc, ssl.SSLError) and getattr(exc, "verify_message", None):
-            texts.append("%s: %s" % (exc.reason or "SSL error", exc.verify_message))
-        elif isinstance(reason, str) and reason:
-            texts.append(reason)
-        elif exc.args and isinstance(exc.args[0], str):
-            texts.append(exc.args[0])
         nxt = exc.__cause__ or exc.__context__
         if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
             nxt = exc.args[0]
         if nxt is None and isinstance(reason, BaseException):
             nxt = reason
         exc = nxt
-    text = texts[-1] if texts else "unknown error"
-    return text[:300]
+
+
+def _own_words(exc):
+    """What one exception says about itself, or None (an errno, a wrapped exception say nothing)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and getattr(exc, "verify_message", None):
+        return "%s: %s" % (exc.reason or "SSL error", exc.verify_message)
+    if isinstance(reason, str) and reason:
+        return reason
+    if getattr(exc, "strerror", None):
+        return str(exc.strerror)
+    if exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return None
+
+
+def reason_of(exc):
+    """The innermost library reason of an exception, on one line, without request data."""
+    texts = [text for text in map(_own_words, exception_chain(exc)) if text]
+    return " ".join((texts[-1] if texts else type(exc).__name__).split())[:300]
 
 
 def _chain_text(exc):
-    parts = []
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        parts.append("%s %s" % (type(exc).__name__, exc))
-        reason = getattr(exc, "reason", None)
-        nxt = exc.__cause__ or exc.__context__
-        if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
-            nxt = exc.args[0]
-        if nxt is None and isinstance(reason, BaseException):
-            nxt = reason
-        exc = nxt
-    return " | ".join(parts).lower()
+    return " | ".join("%s %s" % (type(item).__name__, item) for item in exception_chain(exc)).lower()
 
 
-_CLIENT_CERT_ALERTS = (
-    "alert unknown ca", "alert certificate required", "alert bad certificate",
-    "alert certificate unknown", "alert access denied", "alert handshake failure",
-    "alert certificate revoked", "alert certificate expired", "alert unsupported certificate",
-)
+def snippet(body, limit=160):
+    """The start of an answer's body on one line, for a message (an answer never holds our secrets)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+# TLS alerts by which a server asks for, or refuses, our client certificate, by what they mean.
+ALERT_NONE_SENT = ("certificate required",)
+ALERT_UNKNOWN_CA = ("unknown ca",)
+ALERT_REJECTED = ("bad certificate", "certificate unknown", "access denied", "handshake failure",
+                  "certificate expired", "certificate revoked", "unsupported certificate")
+CLIENT_CERT_ALERTS = ALERT_NONE_SENT + ALERT_UNKNOWN_CA + ALERT_REJECTED
+
+
+def client_certificate_alert(text):
+    """The alert about our client certificate that ``text`` (an error's words) names, or None."""
+    text = text.lower().replace("_", " ")
+    for alert in CLIENT_CERT_ALERTS:
+        if "alert " + alert in text:
+            return alert
+    return None
 
 
 def classify_exception(exc, url, timeout):
@@ -337,14 +338,14 @@ def classify_exception(exc, url, timeout):
         return TLSVerificationError(
             "TLS verification of the server certificate of %s failed (%s). Fix: set ca_path to the "
             "CA bundle that issued the server certificate and use the host name in its "
-            "subjectAltName; validate_certs=false only for throw-away tests." % (service, _reason(exc)),
+            "subjectAltName; validate_certs=false only for throw-away tests." % (service, reason_of(exc)),
             url=url,
         )
-    if any(alert in text for alert in _CLIENT_CERT_ALERTS):
+    if client_certificate_alert(text):
         return ClientCertificateError(
             "%s refused the TLS client certificate during the handshake (%s). Fix: present an OCES3 "
             "certificate from a CA the service trusts, unexpired, with its private key."
-            % (service, _reason(exc)),
+            % (service, reason_of(exc)),
             url=url,
         )
     if isinstance(exc, requests.exceptions.Timeout):
@@ -358,7 +359,7 @@ def classify_exception(exc, url, timeout):
             "The TLS handshake with %s failed (%s). Fix: a server that refuses the client "
             "certificate often just closes the connection: present an OCES3 certificate from a CA "
             "it trusts; otherwise check that the URL is the HTTPS service (TLS 1.2 or later)."
-            % (service, _reason(exc)),
+            % (service, reason_of(exc)),
             url=url,
         )
     if any(word in text for word in ("closed connection", "connection reset", "connection aborted",
@@ -366,12 +367,12 @@ def classify_exception(exc, url, timeout):
         return UnreachableError(
             "%s dropped the connection without answering (%s). Fix: the service is overloaded or "
             "restarting - retry later or raise retries; if it persists, check proxies and firewalls "
-            "between this host and the service." % (service, _reason(exc)),
+            "between this host and the service." % (service, reason_of(exc)),
             url=url,
         )
     return UnreachableError(
         "%s is unreachable (%s). Fix: check the URL, DNS, firewall and proxy settings, and that the "
-        "service is running." % (service, _reason(exc)),
+        "service is running." % (service, reason_of(exc)),
         url=url,
     )
 
@@ -383,13 +384,13 @@ def _is_retryable_exception(exc):
     if isinstance(exc, requests.exceptions.SSLError):
         text = _chain_text(exc)
         # A reset during the TLS handshake is a dropped connection, not a certificate problem.
-        return ("reset" in text or "eof" in text) and not any(a in text for a in _CLIENT_CERT_ALERTS)
+        return ("reset" in text or "eof" in text) and not client_certificate_alert(text)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     if isinstance(exc, requests.exceptions.Timeout):
         return False
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return not any(a in _chain_text(exc) for a in _CLIENT_CERT_ALERTS)
+        return not client_certificate_alert(_chain_text(exc))
     return False
 
 
@@ -404,33 +405,6 @@ def _surely_not_sent(exc):
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         return isinstance(reason, NewConnectionError)
     return False
-
-
-# Answers that say the request was not processed: safe to send again even when it is not idempotent.
-NOT_PROCESSED_STATUSES = (429, 503)
-
-
-def parse_retry_after(value, now=None):
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
-
-
-def is_retryable_status(status):
-    return status == 429 or 500 <= status <= 599
 
 
 def _require_https(url):
@@ -467,86 +441,73 @@ def _too_large(method, url, limit, what):
 
 
 class DmsSession(requests.Session if HAS_REQUESTS else object):
-    """``requests.Session`` with a default timeout, bounded retries and classified errors.
+    """``requests.Session`` with a default timeout, the retries of a ``RetryPolicy`` and classified errors.
 
+    Without a ``policy`` every request is sent once and every answer returned as it is (for AS4 an
+    HTTP 500 is the gateway's answer, and a resend needs a new message: the caller retries).
     ``stats`` counts ``attempts`` (HTTP requests sent, retries included) and ``retries``;
     ``retry_events`` lists each retry (method, path, reason, delay) for debug output.
     """
 
-    def __init__(self, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
-                 backoff_base=DEFAULT_BACKOFF_BASE, backoff_max=DEFAULT_BACKOFF_MAX,
-                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep, retry_statuses=True,
-                 max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
+    def __init__(self, timeout, policy=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
         super().__init__()
         self.timeout = timeout
+        self.policy = policy
         self.max_answer_bytes = max_answer_bytes
-        # False: every HTTP answer is returned as it is (for AS4 an HTTP 500 is the gateway's answer).
-        self.retry_statuses = retry_statuses
-        self.retries = max(0, int(retries))
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.retry_after_max = retry_after_max
-        self._sleep = sleep
         self.stats = {"attempts": 0, "retries": 0}
         self.retry_events = []
         self.headers["User-Agent"] = USER_AGENT
         self.trust_env = False  # no netrc credentials or env CA bundles slipping in
 
-    def backoff(self, attempt):
-        """Exponential backoff with jitter (spreads a fleet's retries apart)."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
-        return random.uniform(ceiling / 2.0, ceiling)
-
     def _wait(self, method, url, reason, delay):
         self.stats["retries"] += 1
         self.retry_events.append(RetryEvent(method, _path(url), reason, round(delay, 2)))
-        self._sleep(delay)
+        self.policy.sleep(delay)
 
     def request(self, method, url, replay_safe=True, **kwargs):
-        """Send with retries.  Returns the response, its body already read (at most
+        """Send with the policy's retries.  Returns the response, its body already read (at most
         ``max_answer_bytes``), for every status that is not transient and not a redirect (the caller
         decides what a 4xx means); raises ``HttpError`` subclasses otherwise.
 
         ``replay_safe=False`` is for requests that must not reach the service twice, such as a
-        logon (a second failed attempt counts towards a lockout): they are sent again only when
-        they surely were not processed (no connection, HTTP 429 or 503), and at most once."""
+        logon (a second failed attempt counts towards a lockout): see ``RetryPolicy``."""
         _require_https(url)
         kwargs.setdefault("timeout", self.timeout)
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True  # read by _read_capped, never whole
-        limit = self.retries if replay_safe else min(self.retries, MAX_REPLAY_UNSAFE_RESENDS)
+        limit = self.policy.limit(replay_safe) if self.policy is not None else 0
         attempt = 0
         while True:
             self.stats["attempts"] += 1
             try:
-                response = super().request(method, url, **kwargs)
-                self._read_capped(response, method, url)
-            except requests.exceptions.RequestException as exc:
-                retryable = _is_retryable_exception(exc) if replay_safe else _surely_not_sent(exc)
-                if attempt < limit and retryable:
-                    self._wait(method, url, type(exc).__name__, self.backoff(attempt))
-                    attempt += 1
-                    continue
-                error = classify_exception(exc, url, kwargs["timeout"])
-                if attempt:
-                    error.args = ("%s (after %d attempts)" % (error.args[0], attempt + 1),)
-                raise error from None
-            if 300 <= response.status_code <= 399:
-                raise _redirect_error(response, method, url)
-            transient = is_retryable_status(response.status_code) if replay_safe \
-                else response.status_code in NOT_PROCESSED_STATUSES
-            if not (self.retry_statuses and transient):
+                response = self._send(method, url, attempt, attempt < limit, replay_safe, **kwargs)
+            except _Resend as resend:
+                self._wait(method, url, resend.reason, self.policy.delay(attempt, resend.retry_after))
+                attempt += 1
+                continue
+            if self.policy is None or not self.policy.is_transient(response.status_code, replay_safe):
                 return response
-            if attempt >= limit:
-                raise self._exhausted(response, attempt + 1)
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                delay = min(retry_after, self.retry_after_max)
-            else:
-                delay = self.backoff(attempt)
+            raise self._exhausted(response, attempt + 1)
+
+    def _send(self, method, url, attempt, may_resend, replay_safe, **kwargs):
+        """One attempt: the answer, or ``_Resend`` when it is transient and ``may_resend``."""
+        try:
+            response = super().request(method, url, **kwargs)
+            self._read_capped(response, method, url)
+        except requests.exceptions.RequestException as exc:
+            retryable = _is_retryable_exception(exc) if replay_safe else _surely_not_sent(exc)
+            if may_resend and retryable:
+                raise _Resend(type(exc).__name__) from None
+            error = classify_exception(exc, url, kwargs["timeout"])
+            if attempt:
+                error.amend("%s (after %d attempts)" % (error.msg, attempt + 1))
+            raise error from None
+        if 300 <= response.status_code <= 399:
+            raise _redirect_error(response, method, url)
+        if may_resend and self.policy.is_transient(response.status_code, replay_safe):
             response.close()
-            self._wait(method, url, "HTTP %d" % response.status_code, delay)
-            attempt += 1
+            raise _Resend("HTTP %d" % response.status_code, response.headers.get("Retry-After"))
+        return response
 
     def _read_capped(self, response, method, url):
         """Read the body in chunks, giving up (and closing the connection) past the limit, so a
@@ -571,10 +532,8 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
     @staticmethod
     def _exhausted(response, attempts):
         base = error_from_response(response, "%s %s" % (response.request.method, _path(response.url)))
-        base.args = (
-            "%s; still failing after %d attempts. Fix: the service is overloaded or in maintenance; "
-            "retry later or raise retries." % (base.args[0], attempts),
-        )
+        base.amend("%s; still failing after %d attempts. Fix: the service is overloaded or in maintenance; "
+                   "retry later or raise retries." % (base.msg, attempts))
         return base
 
 
@@ -601,19 +560,11 @@ def error_from_response(response, what):
                            error_code=code, detail=detail, body=body)
 
 
-def create_session(ca_path=None, validate_certs=True, timeout=DEFAULT_TIMEOUT, client_cert=None,
-                   retries=DEFAULT_RETRIES, backoff_base=DEFAULT_BACKOFF_BASE,
-                   backoff_max=DEFAULT_BACKOFF_MAX, retry_after_max=DEFAULT_RETRY_AFTER_MAX,
-                   sleep=time.sleep, retry_statuses=True, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
-    """A ready ``DmsSession``; ``client_cert`` is ``(chain_pem_bytes, private_key)`` or ``None``;
-    ``retry_statuses=False`` returns 5xx/429 answers instead of retrying them."""
-    context = create_ssl_context(ca_path=ca_path, validate_certs=validate_certs,
-                                 client_cert=client_cert)
-    session = DmsSession(timeout=timeout, retries=retries, backoff_base=backoff_base,
-                         backoff_max=backoff_max, retry_after_max=retry_after_max, sleep=sleep,
-                         retry_statuses=retry_statuses, max_answer_bytes=max_answer_bytes)
-    session.verify = bool(validate_certs)
-    adapter = _ContextAdapter(context)
-    session.mount("https://", adapter)
-    session.ssl_context = context
+def create_session(ssl_context, timeout, policy=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
+    """A ``DmsSession`` that uses ``ssl_context`` (``create_ssl_context``) for every HTTPS request and
+    retries as ``policy`` (an ``_opt_connection.RetryPolicy``) says; no policy: one attempt each."""
+    session = DmsSession(timeout, policy=policy, max_answer_bytes=max_answer_bytes)
+    session.verify = ssl_context.verify_mode != ssl.CERT_NONE
+    session.mount("https://", _ContextAdapter(ssl_context))
+    session.ssl_context = ssl_context
     return session

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _oces, _opt_connection
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.modules import portal_registration as module_code
 
@@ -60,8 +60,7 @@ def _run(sandbox, pki, name, **params):
     entity = pki["entities"][name]
     with open(entity["p12"], "rb") as handle:
         bundle = _oces.load_bundle(handle.read(), passphrase=pki["passphrase"])
-    session = _http.create_session(ca_path=sandbox["ca_bundle"], timeout=10,
-                                   client_cert=_http.client_cert_from_bundle(bundle))
+    session = _opt_connection.Connection("test", sandbox["ca_bundle"], True, 10, 5).session(bundle)
     client = portal.PortalClient(session, sandbox["portal_url"], sandbox["profile"])
     run = module_code.Registration(FakeModule(**params), client)
     whoami = run.client.whoami()
