@@ -18,7 +18,7 @@ This file and the profile are the ONLY places that know the portal's URLs, paths
     request is made: every call present and known, every expression compiled, every placeholder a
     parameter of its call, the session type known.  Raises ``ProfileError`` naming each problem by
     its place (``calls.overview.answer.registration_status``), with the fix.
-``default_profile()`` -> the built-in ``Profile``.
+``default_profile()`` -> the built-in ``Profile``; ``select(path, content)`` -> the one a task names, or it.
 ``Profile.request(call, **params)`` -> ``Request(method, path, body)`` (templates filled in).
 ``Profile.read_answer(call, document)`` -> dict of the collection's field names, values checked
     (type, and state names mapped to ``ACCOUNT_STATES`` / ``REGISTRATION_STATES``); raises
@@ -39,11 +39,8 @@ from urllib.parse import quote
 try:
     import jmespath
     from jmespath.exceptions import JMESPathError
-    HAS_JMESPATH = True
-    JMESPATH_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - reported by the module with missing_required_lib
-    HAS_JMESPATH = False
-    JMESPATH_IMPORT_ERROR = _exc
+except ImportError:  # pragma: no cover - the module reports it first (_deps.require)
+    jmespath = None
     JMESPathError = ValueError
 
 try:
@@ -55,6 +52,7 @@ except ImportError:  # pragma: no cover - a profile file is then read as JSON
     YAMLError = ValueError
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile_default
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError
 
 FORMAT = 1
 ENVIRONMENTS = ("test", "production")
@@ -132,8 +130,10 @@ FIX_PROFILE = ("correct the portal API profile (docs/portal-api.md says how each
                "leave portal_api_profile unset for the built-in one.")
 
 
-class ProfileError(ValueError):
+class ProfileError(DmsError, ValueError):
     """A profile that cannot be used; the message lists every problem by its place, then the fix."""
+
+    reason = "invalid_profile"
 
 
 class AnswerError(ValueError):
@@ -153,9 +153,19 @@ def default_profile():
     return load(content=_portal_profile_default.PROFILE, source="built-in profile")
 
 
+def select(path=None, content=None):
+    """The profile a task names (``path``: portal_api_profile, ``content``: portal_api_profile_content),
+    else the built-in one; validated (a mistake fails the task here, before any request)."""
+    if path:
+        return load(path=path)
+    if content is not None:
+        return load(content=content, source="given in portal_api_profile_content")
+    return default_profile()
+
+
 def load(path=None, content=None, source=None):
     """Read and validate a profile from ``path`` (a YAML or JSON file) or ``content`` (a dict)."""
-    if not HAS_JMESPATH:
+    if jmespath is None:
         raise ProfileError("The portal API profile needs the Python library jmespath. Fix: install "
                            "jmespath on the host the module runs on.")
     if path is not None:
