@@ -23,6 +23,7 @@ options:
     description:
       - PEM file (or directory of hashed PEM files) with the CA certificates that verify the
         server's TLS certificate. Without it the system trust store is used.
+      - It must exist on the managed host; the module fails before anything is sent otherwise.
     type: path
   validate_certs:
     description:
@@ -33,13 +34,13 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for a connection and for each answer.
+      - Seconds to wait for a connection and for each answer; 1 or more.
     type: int
     default: 30
   retries:
     description:
       - How many times a request is repeated after a transient failure (dropped or refused
-        connection, HTTP 5xx, HTTP 429), with exponential backoff and jitter, honouring
+        connection, HTTP 429, 500, 502, 503 or 504), with exponential backoff and jitter, honouring
         C(Retry-After) up to 60 seconds.
       - Other answers (401, 403, validation errors, TLS verification failures) are never retried.
       - A request that must not reach the service twice (a portal logon, whose failure counts towards

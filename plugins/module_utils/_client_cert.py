@@ -19,11 +19,10 @@ that apply), ready for ``merge_specs``.
 
 from __future__ import annotations
 
-import os
-
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _http, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _oces, _opt_connection
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError, fail
 
 CLIENT_CERTIFICATE_OPTIONS = ("pkcs12_path", "pkcs12_content", "pkcs12_passphrase",
                               "certificate_path", "private_key_path", "private_key_passphrase")
@@ -54,17 +53,10 @@ def client_certificate_spec(required=True):
     return spec
 
 
-def connection_spec(default_timeout=_http.DEFAULT_TIMEOUT, default_retries=_http.DEFAULT_RETRIES):
-    """Options of the HTTPS connection to the portal or the gateway."""
-    return {
-        "argument_spec": {
-            "environment": {"type": "str", "default": "test", "choices": list(ENVIRONMENTS)},
-            "ca_path": {"type": "path"},
-            "validate_certs": {"type": "bool", "default": True},
-            "timeout": {"type": "int", "default": default_timeout},
-            "retries": {"type": "int", "default": default_retries},
-        },
-    }
+def connection_spec(default_timeout=_opt_connection.DEFAULT_TIMEOUT,
+                    default_retries=_opt_connection.DEFAULT_RETRIES):
+    """Options of the HTTPS connection (moved to ``_opt_connection.group``; kept until callers switch)."""
+    return {"argument_spec": _opt_connection.group(default_timeout, default_retries).argument_spec()}
 
 
 def merge_specs(*parts):
@@ -125,25 +117,13 @@ def base_url(module, option, defaults):
 
 
 def create_session_for(module, bundle=None):
-    """An ``_http.DmsSession`` from the connection options, presenting ``bundle`` if given."""
+    """An ``_http.DmsSession`` from the connection options (moved to ``_opt_connection.Connection``)."""
     _deps.require(module, "requests")
-    params = module.params
-    if params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a positive number of seconds. Fix: set timeout >= 1.")
-    if params["retries"] < 0:
-        module.fail_json(msg="retries must be 0 or more. Fix: set retries >= 0.")
-    if params.get("ca_path") and not os.path.exists(params["ca_path"]):
-        module.fail_json(msg="ca_path %s does not exist on the managed host. Fix: copy the CA bundle "
-                             "there or correct ca_path." % params["ca_path"])
-    if not params["validate_certs"]:
-        module.warn("validate_certs=false: the server is not verified, so the client certificate and "
-                    "any credentials go to whoever answers. Use it only for throw-away tests.")
-    client_cert = _http.client_cert_from_bundle(bundle) if bundle is not None else None
     try:
-        return _http.create_session(ca_path=params.get("ca_path"),
-                                    validate_certs=params["validate_certs"],
-                                    timeout=params["timeout"], retries=params["retries"],
-                                    client_cert=client_cert)
-    except _http.HttpError as exc:
-        module.fail_json(msg=to_native(exc), reason=exc.kind)
+        connection = _opt_connection.Connection.from_params(module.params)
+        for warning in connection.warnings():
+            module.warn(warning)
+        return connection.session(bundle)
+    except DmsError as exc:
+        fail(module, exc)
     return None  # not reached

@@ -25,7 +25,7 @@ import ssl
 import time
 from urllib.parse import quote, urlsplit
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _http, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _http, _oces, _opt_connection
 
 try:
     from cryptography import x509
@@ -474,8 +474,6 @@ def _snippet(body, limit=160):
 
 # --- the AS4 exchange --------------------------------------------------------------------------
 
-_TRANSIENT_STATUS = (429, 502, 503, 504)
-
 
 def _notification_query(settings):
     date_from, date_to, zone = _as4.notification_window(settings.notification_window_minutes)
@@ -505,19 +503,21 @@ def send_message(run, sleep=time.sleep):
     settings = run.settings
     client_cert = (_http.client_cert_from_bundle(_BundleView(settings))
                    if settings.tls_client_certificate else None)
-    session = _http.create_session(ca_path=settings.ca_path, validate_certs=settings.validate_certs,
-                                   timeout=settings.timeout, client_cert=client_cert, retries=0,
-                                   # for AS4 an HTTP 500 is an answer (the ebMS error signal), and a
-                                   # retry needs a new message (a new nonce): send_message retries.
-                                   retry_statuses=False)
+    context = _http.create_ssl_context(ca_path=settings.ca_path, validate_certs=settings.validate_certs,
+                                       client_cert=client_cert)
+    # No policy in the session: for AS4 an HTTP 500 is an answer (the ebMS error signal), and a retry
+    # needs a new message (a new nonce), so this loop retries.
+    session = _http.create_session(context, settings.timeout)
+    policy = _opt_connection.RetryPolicy(settings.retries, answer_statuses=(500,), sleep=sleep)
     try:
-        for attempt in range(settings.retries + 1):
+        for attempt in range(policy.limit() + 1):
             _post_once(run, session)
             transient = (isinstance(run.post_error, _http.UnreachableError)
-                         or (run.response is not None and run.response.status_code in _TRANSIENT_STATUS))
-            if not transient or attempt == settings.retries:
+                         or (run.response is not None and policy.is_transient(run.response.status_code)))
+            if not transient or attempt == policy.limit():
                 break
-            sleep(min(0.5 * (2 ** attempt), 5.0))
+            retry_after = run.response.headers.get("Retry-After") if run.response is not None else None
+            policy.sleep(policy.delay(attempt, retry_after))
     finally:
         session.close()
 

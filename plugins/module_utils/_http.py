@@ -6,17 +6,16 @@
 
 Public API (private to this collection, but stable for its modules):
 
-``create_session(ca_path=None, validate_certs=True, timeout=30, client_cert=None, retries=5, ...)``
-    A ``requests.Session`` (``DmsSession``) that verifies the server against ``ca_path`` (or the
-    system trust store), presents ``client_cert`` = ``(chain_pem_bytes, private_key)`` as TLS client
-    certificate, applies ``timeout`` to every request, and retries transient failures (dropped or
-    refused connections, HTTP 5xx, HTTP 429) with bounded, jittered exponential backoff, honouring
-    ``Retry-After`` up to a cap.  Other 4xx answers are returned at once, never retried.
+``create_session(ssl_context, timeout, policy=None)``
+    A ``requests.Session`` (``DmsSession``) that uses ``ssl_context`` (server verified against
+    ``ca_path`` or the system trust store, client certificate presented) for every request, applies
+    ``timeout``, and retries transient failures as ``policy`` (``_opt_connection.RetryPolicy``, the one
+    definition of "transient") says.  Which exceptions count as a dropped or refused connection, and
+    which surely were not sent, is decided here (it takes the transport's exception types).
     It sends only to ``https://`` URLs, never follows a redirect (a 3xx raises ``RedirectError``:
     a redirect would carry the request body, passwords included, to wherever it points), and
     reads at most ``max_answer_bytes`` (1 MiB) of any answer (more raises ``AnswerTooLargeError``).
-    A request that must not reach the service twice (``replay_safe=False``, a logon) is sent
-    again at most once, and only when it surely was not processed.
+    Modules build it with ``_opt_connection.Connection.session``.
 ``client_cert_from_bundle(bundle)``
     ``(chain_pem_bytes, private_key)`` from anything with ``certificate``, ``private_key``, ``chain``
     attributes (``_oces.Bundle``).
@@ -35,18 +34,16 @@ and ``ClientCertificateError``), ``UnreachableError``, ``RequestTimeoutError``, 
 
 from __future__ import annotations
 
-import email.utils
 import os
-import random
 import re
 import secrets
 import ssl
 import tempfile
-import time
 from collections import namedtuple
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError
 
 # The transport adapter hook this file uses to hand requests its SSL context (ca_path and the client
 # certificate) exists from requests 2.32.2 on; older versions never call it and would silently verify
@@ -80,31 +77,37 @@ except ImportError as _exc:  # pragma: no cover
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = _exc
 
-DEFAULT_TIMEOUT = 30
-DEFAULT_RETRIES = 5
-DEFAULT_BACKOFF_BASE = 0.5
-DEFAULT_BACKOFF_MAX = 10.0
-DEFAULT_RETRY_AFTER_MAX = 60.0
 # Portal and gateway answers are small JSON or SOAP documents; anything bigger is not the service.
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 _READ_CHUNK = 64 * 1024
-# A logon that reached the portal counts towards its lockout, even when a proxy answered 503 after
-# the backend processed it: such a request is sent again at most this many times.
-MAX_REPLAY_UNSAFE_RESENDS = 1
 USER_AGENT = "dkcustoms.dms"
 
 ClientCert = namedtuple("ClientCert", ["chain_pem", "private_key"])
 RetryEvent = namedtuple("RetryEvent", ["method", "path", "reason", "delay"])
 
 
-class HttpError(Exception):
-    """A classified HTTP/TLS failure; the message names the cause and the fix."""
+class _Resend(Exception):
+    """One attempt ended transiently: send again (after ``Retry-After`` if the answer gave one)."""
+
+    def __init__(self, reason, retry_after=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class HttpError(DmsError):
+    """A classified HTTP/TLS failure; the message names the cause and the fix; ``reason`` is ``kind``."""
 
     kind = "http_error"
 
     def __init__(self, message, url=None):
-        super().__init__(message)
+        super().__init__(message, reason=self.kind)
         self.url = url
+
+    def amend(self, message):
+        """Replace the message (adding what the retries saw)."""
+        self.msg = message
+        self.args = (message,)
 
 
 class TLSHandshakeError(HttpError):
@@ -231,11 +234,6 @@ def create_ssl_context(ca_path=None, validate_certs=True, client_cert=None):
     if validate_certs:
         context = ssl.create_default_context()
         if ca_path:
-            if not os.path.exists(ca_path):
-                raise TLSVerificationError(
-                    "ca_path %s does not exist. Fix: point ca_path at the PEM bundle (or directory) "
-                    "of the CA that issued the server certificate." % ca_path
-                )
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             try:
                 if os.path.isdir(ca_path):
@@ -406,33 +404,6 @@ def _surely_not_sent(exc):
     return False
 
 
-# Answers that say the request was not processed: safe to send again even when it is not idempotent.
-NOT_PROCESSED_STATUSES = (429, 503)
-
-
-def parse_retry_after(value, now=None):
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
-
-
-def is_retryable_status(status):
-    return status == 429 or 500 <= status <= 599
-
-
 def _require_https(url):
     """Refuse anything but https: neither a request body nor a client certificate goes out in clear."""
     parts = urlsplit(url or "")
@@ -467,86 +438,73 @@ def _too_large(method, url, limit, what):
 
 
 class DmsSession(requests.Session if HAS_REQUESTS else object):
-    """``requests.Session`` with a default timeout, bounded retries and classified errors.
+    """``requests.Session`` with a default timeout, the retries of a ``RetryPolicy`` and classified errors.
 
+    Without a ``policy`` every request is sent once and every answer returned as it is (for AS4 an
+    HTTP 500 is the gateway's answer, and a resend needs a new message: the caller retries).
     ``stats`` counts ``attempts`` (HTTP requests sent, retries included) and ``retries``;
     ``retry_events`` lists each retry (method, path, reason, delay) for debug output.
     """
 
-    def __init__(self, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
-                 backoff_base=DEFAULT_BACKOFF_BASE, backoff_max=DEFAULT_BACKOFF_MAX,
-                 retry_after_max=DEFAULT_RETRY_AFTER_MAX, sleep=time.sleep, retry_statuses=True,
-                 max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
+    def __init__(self, timeout, policy=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
         super().__init__()
         self.timeout = timeout
+        self.policy = policy
         self.max_answer_bytes = max_answer_bytes
-        # False: every HTTP answer is returned as it is (for AS4 an HTTP 500 is the gateway's answer).
-        self.retry_statuses = retry_statuses
-        self.retries = max(0, int(retries))
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.retry_after_max = retry_after_max
-        self._sleep = sleep
         self.stats = {"attempts": 0, "retries": 0}
         self.retry_events = []
         self.headers["User-Agent"] = USER_AGENT
         self.trust_env = False  # no netrc credentials or env CA bundles slipping in
 
-    def backoff(self, attempt):
-        """Exponential backoff with jitter (spreads a fleet's retries apart)."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
-        return random.uniform(ceiling / 2.0, ceiling)
-
     def _wait(self, method, url, reason, delay):
         self.stats["retries"] += 1
         self.retry_events.append(RetryEvent(method, _path(url), reason, round(delay, 2)))
-        self._sleep(delay)
+        self.policy.sleep(delay)
 
     def request(self, method, url, replay_safe=True, **kwargs):
-        """Send with retries.  Returns the response, its body already read (at most
+        """Send with the policy's retries.  Returns the response, its body already read (at most
         ``max_answer_bytes``), for every status that is not transient and not a redirect (the caller
         decides what a 4xx means); raises ``HttpError`` subclasses otherwise.
 
         ``replay_safe=False`` is for requests that must not reach the service twice, such as a
-        logon (a second failed attempt counts towards a lockout): they are sent again only when
-        they surely were not processed (no connection, HTTP 429 or 503), and at most once."""
+        logon (a second failed attempt counts towards a lockout): see ``RetryPolicy``."""
         _require_https(url)
         kwargs.setdefault("timeout", self.timeout)
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True  # read by _read_capped, never whole
-        limit = self.retries if replay_safe else min(self.retries, MAX_REPLAY_UNSAFE_RESENDS)
+        limit = self.policy.limit(replay_safe) if self.policy is not None else 0
         attempt = 0
         while True:
             self.stats["attempts"] += 1
             try:
-                response = super().request(method, url, **kwargs)
-                self._read_capped(response, method, url)
-            except requests.exceptions.RequestException as exc:
-                retryable = _is_retryable_exception(exc) if replay_safe else _surely_not_sent(exc)
-                if attempt < limit and retryable:
-                    self._wait(method, url, type(exc).__name__, self.backoff(attempt))
-                    attempt += 1
-                    continue
-                error = classify_exception(exc, url, kwargs["timeout"])
-                if attempt:
-                    error.args = ("%s (after %d attempts)" % (error.args[0], attempt + 1),)
-                raise error from None
-            if 300 <= response.status_code <= 399:
-                raise _redirect_error(response, method, url)
-            transient = is_retryable_status(response.status_code) if replay_safe \
-                else response.status_code in NOT_PROCESSED_STATUSES
-            if not (self.retry_statuses and transient):
+                response = self._send(method, url, attempt, attempt < limit, replay_safe, **kwargs)
+            except _Resend as resend:
+                self._wait(method, url, resend.reason, self.policy.delay(attempt, resend.retry_after))
+                attempt += 1
+                continue
+            if self.policy is None or not self.policy.is_transient(response.status_code, replay_safe):
                 return response
-            if attempt >= limit:
-                raise self._exhausted(response, attempt + 1)
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                delay = min(retry_after, self.retry_after_max)
-            else:
-                delay = self.backoff(attempt)
+            raise self._exhausted(response, attempt + 1)
+
+    def _send(self, method, url, attempt, may_resend, replay_safe, **kwargs):
+        """One attempt: the answer, or ``_Resend`` when it is transient and ``may_resend``."""
+        try:
+            response = super().request(method, url, **kwargs)
+            self._read_capped(response, method, url)
+        except requests.exceptions.RequestException as exc:
+            retryable = _is_retryable_exception(exc) if replay_safe else _surely_not_sent(exc)
+            if may_resend and retryable:
+                raise _Resend(type(exc).__name__) from None
+            error = classify_exception(exc, url, kwargs["timeout"])
+            if attempt:
+                error.amend("%s (after %d attempts)" % (error.msg, attempt + 1))
+            raise error from None
+        if 300 <= response.status_code <= 399:
+            raise _redirect_error(response, method, url)
+        if may_resend and self.policy.is_transient(response.status_code, replay_safe):
             response.close()
-            self._wait(method, url, "HTTP %d" % response.status_code, delay)
-            attempt += 1
+            raise _Resend("HTTP %d" % response.status_code, response.headers.get("Retry-After"))
+        return response
 
     def _read_capped(self, response, method, url):
         """Read the body in chunks, giving up (and closing the connection) past the limit, so a
@@ -571,10 +529,8 @@ class DmsSession(requests.Session if HAS_REQUESTS else object):
     @staticmethod
     def _exhausted(response, attempts):
         base = error_from_response(response, "%s %s" % (response.request.method, _path(response.url)))
-        base.args = (
-            "%s; still failing after %d attempts. Fix: the service is overloaded or in maintenance; "
-            "retry later or raise retries." % (base.args[0], attempts),
-        )
+        base.amend("%s; still failing after %d attempts. Fix: the service is overloaded or in maintenance; "
+                   "retry later or raise retries." % (base.msg, attempts))
         return base
 
 
@@ -601,19 +557,11 @@ def error_from_response(response, what):
                            error_code=code, detail=detail, body=body)
 
 
-def create_session(ca_path=None, validate_certs=True, timeout=DEFAULT_TIMEOUT, client_cert=None,
-                   retries=DEFAULT_RETRIES, backoff_base=DEFAULT_BACKOFF_BASE,
-                   backoff_max=DEFAULT_BACKOFF_MAX, retry_after_max=DEFAULT_RETRY_AFTER_MAX,
-                   sleep=time.sleep, retry_statuses=True, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
-    """A ready ``DmsSession``; ``client_cert`` is ``(chain_pem_bytes, private_key)`` or ``None``;
-    ``retry_statuses=False`` returns 5xx/429 answers instead of retrying them."""
-    context = create_ssl_context(ca_path=ca_path, validate_certs=validate_certs,
-                                 client_cert=client_cert)
-    session = DmsSession(timeout=timeout, retries=retries, backoff_base=backoff_base,
-                         backoff_max=backoff_max, retry_after_max=retry_after_max, sleep=sleep,
-                         retry_statuses=retry_statuses, max_answer_bytes=max_answer_bytes)
-    session.verify = bool(validate_certs)
-    adapter = _ContextAdapter(context)
-    session.mount("https://", adapter)
-    session.ssl_context = context
+def create_session(ssl_context, timeout, policy=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
+    """A ``DmsSession`` that uses ``ssl_context`` (``create_ssl_context``) for every HTTPS request and
+    retries as ``policy`` (an ``_opt_connection.RetryPolicy``) says; no policy: one attempt each."""
+    session = DmsSession(timeout, policy=policy, max_answer_bytes=max_answer_bytes)
+    session.verify = ssl_context.verify_mode != ssl.CERT_NONE
+    session.mount("https://", _ContextAdapter(ssl_context))
+    session.ssl_context = ssl_context
     return session

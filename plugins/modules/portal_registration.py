@@ -246,7 +246,7 @@ http:
   sample: {attempts: 6, retries: 1}
 """
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _deps, _registration
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _deps, _opt_connection, _registration
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile
 from ansible_collections.dkcustoms.dms.plugins.module_utils._module import DmsModule
@@ -269,10 +269,10 @@ OPTIONS = {
 
 
 def create_module():
-    spec = _client_cert.merge_specs(_client_cert.client_certificate_spec(), _client_cert.connection_spec(),
-                                    {"argument_spec": OPTIONS})
-    return DmsModule(spec.pop("argument_spec"), mutually_exclusive=[("portal_api_profile", "portal_api_profile_content")]
-                     + spec.pop("mutually_exclusive", []), **spec)
+    certificate = _client_cert.client_certificate_spec()
+    options = dict(OPTIONS, **certificate.pop("argument_spec"))
+    certificate["mutually_exclusive"].append(("portal_api_profile", "portal_api_profile_content"))
+    return DmsModule(options, groups=(_opt_connection.group(),), **certificate)
 
 
 def result_of(module, outcome, http):
@@ -302,8 +302,12 @@ def main():
         wanted = _registration.wanted_from(params, module.check_mode)
         profile = _portal_profile.select(params["portal_api_profile"], params["portal_api_profile_content"])
         base_url = portal.base_url_for(params["portal_url"], params["environment"], profile)
+        connection = _opt_connection.Connection.from_params(params)
     bundle = _client_cert.load_client_certificate(module)
-    session = _client_cert.create_session_for(module, bundle)
+    for warning in connection.warnings():
+        module.warn(warning)
+    with module.failing_on_errors():
+        session = connection.session(bundle)
     client = portal.PortalClient(session, base_url, profile)
     credentials_file = _registration.CredentialsFile(module, wanted.credentials_dest)
     with module.failing_on_errors():

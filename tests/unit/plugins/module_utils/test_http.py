@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils._opt_connection import RetryPolicy, parse_retry_after
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +115,11 @@ def sleeps():
     return []
 
 
-def _session(pki, sleeps, **kwargs):
-    kwargs.setdefault("ca_path", pki["server"]["ca_bundle"])
-    kwargs.setdefault("timeout", 5)
-    return _http.create_session(sleep=sleeps.append, **kwargs)
+def _session(pki, sleeps, ca_path="server", validate_certs=True, client_cert=None, timeout=5, **retry):
+    """A session as _opt_connection builds it; ``retry``: the RetryPolicy's arguments."""
+    ca_path = pki["server"]["ca_bundle"] if ca_path == "server" else ca_path
+    context = _http.create_ssl_context(ca_path=ca_path, validate_certs=validate_certs, client_cert=client_cert)
+    return _http.create_session(context, timeout, policy=RetryPolicy(sleep=sleeps.append, **retry))
 
 
 def _leftover_key_files():
@@ -313,8 +315,8 @@ def test_mismatched_key_is_refused_locally(pki, sleeps):
 
 
 def test_parse_retry_after():
-    assert _http.parse_retry_after("5") == 5.0
-    assert _http.parse_retry_after("garbage") is None
-    assert _http.parse_retry_after(None) is None
+    assert parse_retry_after("5") == 5.0
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after(None) is None
     http_date = "Sun, 06 Nov 1994 08:49:37 GMT"
-    assert _http.parse_retry_after(http_date, now=784111767.0) == 10.0
+    assert parse_retry_after(http_date, now=784111767.0) == 10.0

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces, _portal_profile
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _oces, _opt_connection, _portal_profile
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile_default
 
@@ -24,7 +24,7 @@ import _portal_sandbox as shapes  # noqa: E402  pylint: disable=wrong-import-pos
 PASSWORD = "Unit-Test-Portal-Pw-42"
 # Every run meets each transient fault the client retries: a 429 with Retry-After, a 503, a dropped connection.
 FAULT_SCRIPT = ["rate_limit", "error", "drop", "rate_limit", "error"]
-RETRY_AFTER_S = 30  # longer than any backoff (_http caps those at 10 s): a delay of 30 s comes from Retry-After
+RETRY_AFTER_S = 30  # longer than any backoff (RetryPolicy caps those at 10 s): a delay of 30 s comes from Retry-After
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def _client(sandbox, pki, entity, base_url=None, profile=None, **kwargs):
     with open(entity["p12"], "rb") as handle:
         bundle = _oces.load_bundle(handle.read(), passphrase=pki["passphrase"])
     kwargs.setdefault("sleep", lambda seconds: None)
-    session = _http.create_session(ca_path=sandbox["ca_bundle"], timeout=10,
-                                   client_cert=_http.client_cert_from_bundle(bundle), **kwargs)
+    connection = _opt_connection.Connection("test", sandbox["ca_bundle"], True, 10, kwargs.pop("retries", 5))
+    session = connection.session(bundle, policy=connection.policy(**kwargs))
     return portal.PortalClient(session, base_url or sandbox["portal_url"], profile or sandbox["profile"])
 
 

@@ -19,6 +19,7 @@ import tracemalloc
 import pytest
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils._opt_connection import RetryPolicy
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -73,15 +74,16 @@ def _client_cert(pki, name="foces-01"):
     return _CLIENT_CERTS[name]
 
 
-def _session(pki, **kwargs):
-    kwargs.setdefault("ca_path", pki["server"]["ca_bundle"])
-    kwargs.setdefault("timeout", 5)
-    kwargs.setdefault("sleep", lambda seconds: None)
-    return _http.create_session(**kwargs)
+def _session(pki, ca_path="server", client_cert=None, retries=None):
+    """A session as _opt_connection builds it; ``retries=None``: no policy, as _connectivity posts AS4 messages."""
+    ca_path = pki["server"]["ca_bundle"] if ca_path == "server" else ca_path
+    context = _http.create_ssl_context(ca_path=ca_path, client_cert=client_cert)
+    policy = RetryPolicy(retries, sleep=lambda seconds: None) if retries is not None else None
+    return _http.create_session(context, 5, policy=policy)
 
 
-def _portal(pki, server, **kwargs):
-    return portal.PortalClient(_session(pki, client_cert=_client_cert(pki), **kwargs), server.url + BASE_PATH)
+def _portal(pki, server, retries=5):
+    return portal.PortalClient(_session(pki, client_cert=_client_cert(pki), retries=retries), server.url + BASE_PATH)
 
 
 # -- 1. redirects ------------------------------------------------------------------------------------
@@ -119,7 +121,7 @@ def test_302_answer_is_not_taken_as_the_logon(pki, hostile):
 
 def test_gateway_session_does_not_follow_a_redirect_either(pki, hostile, sink):
     server = hostile({("POST", "/exchange/u"): (307, {"Location": "http://127.0.0.1:%d/x" % sink.port}, b"")})
-    session = _session(pki, retries=0, retry_statuses=False)  # how _connectivity posts AS4 messages
+    session = _session(pki)  # how _connectivity posts AS4 messages
 
     with pytest.raises(_http.RedirectError):
         session.post(server.url + "/exchange/u", data=b"<soap/>")
@@ -131,10 +133,10 @@ def test_gateway_session_does_not_follow_a_redirect_either(pki, hostile, sink):
 # -- 2. https only -------------------------------------------------------------------------------------
 def test_portal_url_must_be_https(pki, sink):
     with pytest.raises(portal.PortalError) as refused:
-        portal.PortalClient(_session(pki), "http://127.0.0.1:%d/PortalCertApp" % sink.port)
+        portal.PortalClient(_session(pki, retries=5), "http://127.0.0.1:%d/PortalCertApp" % sink.port)
     assert refused.value.code == "invalid_portal_url" and "https://" in str(refused.value)
     with pytest.raises(_http.InsecureURLError):
-        _session(pki).post("http://127.0.0.1:%d/api/session" % sink.port, json={"password": PASSWORD})
+        _session(pki, retries=5).post("http://127.0.0.1:%d/api/session" % sink.port, json={"password": PASSWORD})
     time.sleep(0.3)
     assert sink.connections == 0
 
@@ -195,7 +197,7 @@ def test_a_40_mb_answer_is_cut_off_at_the_cap_without_growing_memory(pki, hostil
 
 def test_gateway_answers_are_capped_too(pki, hostile):
     server = hostile({("POST", "/exchange/u"): lambda handler, body: handler.stream(FORTY_MB)})
-    session = _session(pki, retries=0, retry_statuses=False)
+    session = _session(pki)
     started = time.monotonic()
     with pytest.raises(_http.AnswerTooLargeError):
         session.post(server.url + "/exchange/u", data=b"<soap/>")

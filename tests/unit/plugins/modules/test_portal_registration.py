@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces, _portal_profile
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _oces, _opt_connection, _portal_profile
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_logon as logon
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _registration as registration
@@ -59,8 +59,7 @@ def _client(sandbox, pki, name):
     entity = pki["entities"][name]
     with open(entity["p12"], "rb") as handle:
         bundle = _oces.load_bundle(handle.read(), passphrase=pki["passphrase"])
-    session = _http.create_session(ca_path=sandbox["ca_bundle"], timeout=10,
-                                   client_cert=_http.client_cert_from_bundle(bundle))
+    session = _opt_connection.Connection("test", sandbox["ca_bundle"], True, 10, 5).session(bundle)
     return portal.PortalClient(session, sandbox["portal_url"], sandbox["profile"]), bundle.certificate
 
 
