@@ -297,17 +297,20 @@ class _Validator:
         self._known_keys("session", session, ("type", "cookie", "csrf"))
         csrf = self._mapping("session.csrf", session.get("csrf"), required=False)
         spec = SessionSpec(kind, cookie=self._text("session.cookie", session.get("cookie")))
-        if csrf:
-            self._known_keys("session.csrf", csrf, ("header", "cookie", "answer"))
-            spec.csrf_header = self._text("session.csrf.header", csrf.get("header"))
-            if ("cookie" in csrf) == ("answer" in csrf):
-                self.problem("session.csrf", "give exactly one of cookie (the cookie that carries the CSRF "
-                                             "token) or answer (its jmespath expression on the logon answer)")
-            elif "cookie" in csrf:
-                spec.csrf_cookie = self._text("session.csrf.cookie", csrf.get("cookie"))
-            else:
-                spec.csrf_answer = self._field("session.csrf.answer", csrf.get("answer"), "text")
-        return spec
+        return spec._replace(**self._csrf(csrf)) if csrf else spec
+
+    def _csrf(self, csrf):
+        """The CSRF parts of a cookie session: the header, and the cookie or logon-answer field of the token."""
+        self._known_keys("session.csrf", csrf, ("header", "cookie", "answer"))
+        parts = {"csrf_header": self._text("session.csrf.header", csrf.get("header"))}
+        if ("cookie" in csrf) == ("answer" in csrf):
+            self.problem("session.csrf", "give exactly one of cookie (the cookie that carries the CSRF "
+                                         "token) or answer (its jmespath expression on the logon answer)")
+        elif "cookie" in csrf:
+            parts["csrf_cookie"] = self._text("session.csrf.cookie", csrf.get("cookie"))
+        else:
+            parts["csrf_answer"] = self._field("session.csrf.answer", csrf.get("answer"), "text")
+        return parts
 
     def _errors(self, value):
         errors = self._mapping("errors", value)
@@ -416,27 +419,23 @@ def _type_name(value):
 
 
 # -- the session -------------------------------------------------------------------------------------
-class SessionSpec:
+class SessionSpec(namedtuple("SessionSpec", ["kind", "token_field", "header", "scheme", "cookie", "csrf_header",
+                                               "csrf_cookie", "csrf_answer"])):
     """How the portal keeps a session: ``bearer`` (a token from the logon answer, sent in a header)
     or ``cookie`` (a cookie the logon sets; state-changing calls may need a CSRF header)."""
 
-    def __init__(self, kind, token=None, header=None, scheme=None, cookie=None):
-        self.kind = kind
-        self._token = token
-        self.header = header
-        self.scheme = scheme
-        self.cookie = cookie
-        self.csrf_header = None
-        self.csrf_cookie = None
-        self.csrf_answer = None
+    __slots__ = ()
+
+    def __new__(cls, kind, token=None, header=None, scheme=None, cookie=None):
+        return super().__new__(cls, kind, token, header, scheme, cookie, None, None, None)
 
     @property
     def token_expression(self):
-        return self._token.text if self._token else None
+        return self.token_field.text if self.token_field else None
 
     def token(self, answer):
         """The bearer token in a logon answer (None when it has none)."""
-        return _search(self._token, answer) if self._token else None
+        return _search(self.token_field, answer) if self.token_field else None
 
     def csrf_from_answer(self, answer):
         return _search(self.csrf_answer, answer) if self.csrf_answer else None

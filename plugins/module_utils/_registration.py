@@ -302,13 +302,18 @@ def certificate_mismatch(certificate, user_id):
             "register." % (user_id, own))
 
 
-def _checked_account(client, certificate, password):
-    """whoami, trusted only once it names the presented certificate; the ``_portal_logon.Account``."""
+def who_am_i(client, certificate):
+    """``(user_id, account_state)`` from whoami, trusted only once it names the presented certificate."""
     whoami = client.whoami()
-    user_id, state = whoami["user_id"], whoami["account_state"]
-    mismatch = certificate_mismatch(certificate, user_id)
+    mismatch = certificate_mismatch(certificate, whoami["user_id"])
     if mismatch:
         raise RegistrationFailed(mismatch, reason="certificate_mismatch")
+    return whoami["user_id"], whoami["account_state"]
+
+
+def account_for(client, user_id, state, password):
+    """The ``_portal_logon.Account`` of a run, unless the account is locked or ``password`` cannot become
+    its password (both refused before any logon, so they cost no attempt)."""
     if state == "locked":
         raise _portal_logon.locked(user_id)
     problem = portal.password_problem(password, user_id)
@@ -351,14 +356,15 @@ def run(client, certificate, wanted, password, credentials_file=None, check_mode
     """The whole run (see the module docstring); logs out at the end, also after a failure.  A failure
     carries ``actions`` (what was done before it), ``http`` and ``portal_user_id`` as result keys."""
     actions = []
-    account = None
+    user_id = None
     try:
-        account = _checked_account(client, certificate, password)
+        user_id, state = who_am_i(client, certificate)
+        account = account_for(client, user_id, state, password)
         before, after, credentials = _execute(account, wanted, credentials_file, check_mode, actions)
     except DmsError as exc:
         exc.details.update(actions=actions, http=dict(client.session.stats))
-        if account is not None:
-            exc.details["portal_user_id"] = account.user_id
+        if user_id:
+            exc.details["portal_user_id"] = user_id
         raise
     finally:
         client.logout()

@@ -249,3 +249,13 @@ def test_lock_wait_is_bounded(tmp_path):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+
+
+def test_locked_account_fails_naming_the_user_without_a_logon(pki, hostile, capsys):
+    entity = pki["entities"]["foces-01"]
+    server = hostile(portal_routes(entity, **{"/api/whoami": (
+        200, {}, {"user_id": entity["portal_user_id"], "account_state": "locked"})}))
+    result = run_module(capsys, module_args(pki, server.url))
+    assert result["failed"] and result["reason"] == "account_locked"
+    assert result["portal_user_id"] == entity["portal_user_id"] and result["actions"] == []
+    assert "POST %s/api/session" % BASE not in server.paths() and "unlock" in result["msg"]
