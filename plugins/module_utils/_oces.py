@@ -28,11 +28,12 @@ Public API (private to this collection, but stable for its modules and plugins):
 
 from __future__ import annotations
 
-import base64
 import datetime
 import re
 from dataclasses import dataclass, field
 from typing import List, Optional
+
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _errors, _identity
 
 try:
     from cryptography import x509
@@ -75,12 +76,10 @@ _SYSTEM_CN_SUFFIX = "(systemcertifikat)"
 _PKCS7_DATA_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x01"
 
 
-class OcesError(Exception):
+class OcesError(_errors.DmsError):
     """A certificate input problem.  The message names the problem and the fix, never a secret."""
 
-    def __init__(self, message, reason="invalid_input"):
-        super().__init__(message)
-        self.reason = reason
+    reason = "invalid_input"
 
 
 @dataclass
@@ -180,8 +179,8 @@ def _load_pkcs12(data, passphrase):
     if shape == "ok" and _structurally_valid_pfx(data):
         if passphrase is None:
             raise OcesError(
-                "The PKCS#12 file is protected by a passphrase and none was given. Fix: set the "
-                "passphrase option (keep it in ansible-vault).", "passphrase_required")
+                "The PKCS#12 file is protected by a passphrase and none was given. Fix: set "
+                "certificate_passphrase (keep it in ansible-vault).", "passphrase_required")
         raise OcesError(
             "The PKCS#12 passphrase is wrong: the file's structure is intact but the given "
             "passphrase does not open it. Fix: supply the passphrase the file was exported with (if "
@@ -244,8 +243,8 @@ def _load_pem_key(block, passphrase):
     except TypeError:
         if passphrase is None:
             raise OcesError(
-                "The private key is encrypted and no passphrase was given. Fix: set the key "
-                "passphrase (keep it in ansible-vault).", "passphrase_required")
+                "The private key is encrypted and no passphrase was given. Fix: set "
+                "private_key_passphrase (keep it in ansible-vault).", "passphrase_required")
         # An unencrypted key with a passphrase given (e.g. one passphrase for a whole PEM bundle).
         return _load_pem_key(block, None)
     except ValueError as exc:
@@ -273,7 +272,7 @@ def _load_key_data(key_data, passphrase):
         return serialization.load_der_private_key(key_data, _to_bytes(passphrase))
     except TypeError:
         raise OcesError("The DER private key is encrypted and no passphrase was given (or one was "
-                        "given for an unencrypted key). Fix: set or drop the key passphrase.",
+                        "given for an unencrypted key). Fix: set or drop private_key_passphrase.",
                         "passphrase_required")
     except (ValueError, UnsupportedAlgorithm):
         raise OcesError(
@@ -541,10 +540,11 @@ def _chain_entry(cert):
             "not_before": _iso(cert.not_valid_before_utc), "not_after": _iso(cert.not_valid_after_utc)}
 
 
-def portal_user_id_of(cvr, uuid):
-    if cvr and uuid:
-        return "CVR_%s_UI_%s" % (cvr, uuid)
-    return None
+def portal_user_id_of(info):
+    """The portal user id of a ``classify`` result, or None when it is not an OCES3 identity."""
+    if info["oces_generation"] != "OCES3" or not (info["cvr"] and info["uuid"]):
+        return None
+    return _identity.build_portal_user_id(info["cvr"], info["uuid"])
 
 
 def describe(bundle, now=None):
@@ -578,8 +578,7 @@ def describe(bundle, now=None):
         "environment": environment_of(bundle),
         "cvr": info["cvr"],
         "uuid": info["uuid"],
-        "portal_user_id": portal_user_id_of(info["cvr"], info["uuid"])
-        if info["oces_generation"] == "OCES3" else None,
+        "portal_user_id": portal_user_id_of(info),
         "subject": name_text(cert.subject),
         "common_name": _attr(cert.subject, NameOID.COMMON_NAME),
         "issuer": name_text(cert.issuer),
@@ -602,20 +601,28 @@ def describe(bundle, now=None):
     }
 
 
+def check_key(bundle):
+    """Raise OcesError unless the bundle carries a private key that belongs to its certificate."""
+    subject = name_text(bundle.certificate.subject)
+    if bundle.private_key is None:
+        raise OcesError(
+            "The certificate comes without a private key (%s). Fix: export the PKCS#12 with its "
+            "private key, or give the matching private key separately (private_key_path or "
+            "private_key_content)." % subject, "no_key")
+    if not bundle.key_matches:
+        raise OcesError(
+            "The private key does not belong to the certificate %s (key/certificate mismatch). Fix: "
+            "supply the key the certificate was issued for." % subject, "key_mismatch")
+
+
 def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
              min_days_remaining=None, allow_expired=False, allow_not_yet_valid=False,
              allow_oces2=False, now=None):
     """Raise OcesError (message: problem + fix) when the bundle is not fit for installation/use.
     Returns describe(bundle) for convenience."""
     info = describe(bundle, now=now)
-    if require_key and bundle.private_key is None:
-        raise OcesError(
-            "The certificate comes without a private key (%s). Fix: export the PKCS#12 with its "
-            "private key, or give the matching private key separately." % info["subject"], "no_key")
-    if bundle.private_key is not None and not bundle.key_matches:
-        raise OcesError(
-            "The private key does not belong to the certificate %s (key/certificate mismatch). Fix: "
-            "supply the key the certificate was issued for." % info["subject"], "key_mismatch")
+    if require_key or bundle.private_key is not None:
+        check_key(bundle)
     if info["oces_generation"] == "OCES2" and not allow_oces2:
         message = ("%s is an OCES2 %s certificate; OCES2 is retired and the DMS gateway needs OCES3. "
                    "Fix: order an OCES3 FOCES or VOCES certificate from MitID Erhverv."
@@ -685,7 +692,7 @@ def private_key_pem(key, passphrase=None):
 def pkcs12_bytes(bundle, passphrase, friendly_name=None):
     """A PKCS#12 keystore Java 17 keytool opens: PBES2 AES-256-CBC + PBKDF2, HMAC-SHA256 MAC."""
     if not passphrase:
-        raise OcesError("A PKCS#12 keystore needs a passphrase. Fix: set pkcs12_passphrase.",
+        raise OcesError("A PKCS#12 keystore needs a passphrase. Fix: set keystore_passphrase.",
                         "invalid_input")
     encryption = (serialization.PrivateFormat.PKCS12.encryption_builder()
                   .kdf_rounds(100000)
@@ -709,12 +716,3 @@ def same_certificates(a, b):
     """Whether two certificate lists hold the same certificates in the same order."""
     return [c.fingerprint(hashes.SHA256()) for c in a] == [c.fingerprint(hashes.SHA256()) for c in b]
 
-
-def decode_base64(content, what="content"):
-    """Decode base64 text (whitespace allowed) or raise OcesError naming the option."""
-    try:
-        return base64.b64decode(b"".join(_to_bytes(content).split()), validate=True)
-    except (ValueError, TypeError):
-        raise OcesError("%s is not valid base64. Fix: fill it with "
-                        "lookup('ansible.builtin.file', path) | b64encode, or use a path." % what,
-                        "invalid_input")

@@ -259,11 +259,8 @@ class CredentialsFile:
         self.path = path
 
     def install(self, credentials):
-        """True when the file changed (in check mode: would change)."""
-        try:
-            return _gateway_credentials.install(self.module, self.path, credentials)
-        except _files.FileError as exc:
-            raise RegistrationFailed(str(exc), reason="file_error") from None
+        """True when the file changed (in check mode: would change); ``_files.FileError`` when it cannot."""
+        return _gateway_credentials.install(self.module, self.path, credentials)
 
 
 def apply(the_plan, account, context, actions):
@@ -295,7 +292,7 @@ def certificate_mismatch(certificate, user_id):
     parsed = _identity.parse_portal_user_id(user_id)  # whoami checked its form
     if info["cvr"] == parsed["cvr"] and (info["uuid"] or "").lower() == parsed["uuid"]:
         return None
-    own = _oces.portal_user_id_of(info["cvr"], info["uuid"]) or "a certificate without an OCES3 identity"
+    own = _oces.portal_user_id_of(info) or "a certificate without an OCES3 identity"
     return ("The portal says the presented certificate is %s, but it is %s. No logon was attempted (the "
             "password would go to an account that is not this certificate's). Fix: check that portal_url "
             "is the UFST certificate portal and that the certificate options name the certificate to "
@@ -378,10 +375,7 @@ def wanted_from(params, check_mode=False):
         raise RegistrationFailed(problem, reason="invalid_option")
     dest = params["gateway_credentials_dest"]
     if dest and not check_mode:
-        try:
-            _files.check_writable(os.path.dirname(os.path.abspath(dest)))
-        except _files.FileError as exc:
-            raise RegistrationFailed(str(exc), reason="file_error") from None
+        _files.check_writable(os.path.dirname(os.path.abspath(dest)))
     return Wanted(params["se_number"], params["email"], params["interfaces"], params["wait"],
                   params["wait_timeout"], dest, params["return_gateway_password"])
 

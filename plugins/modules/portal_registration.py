@@ -42,7 +42,7 @@ requirements:
 extends_documentation_fragment:
   - dkcustoms.dms.attributes
   - dkcustoms.dms.attributes.files
-  - dkcustoms.dms.client_certificate
+  - dkcustoms.dms.certificate_source
   - dkcustoms.dms.connection
 attributes:
   check_mode:
@@ -157,8 +157,8 @@ seealso:
 EXAMPLES = r"""
 - name: Register the system certificate on the test portal and keep the gateway credentials
   dkcustoms.dms.portal_registration:
-    pkcs12_path: /etc/dms/foces.p12
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dms/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     se_number: "12345678"
     email: integration@example.dk
@@ -167,8 +167,8 @@ EXAMPLES = r"""
 
 - name: Fleet - request all registrations first ...
   dkcustoms.dms.portal_registration:
-    pkcs12_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     environment: production
     wait: false
@@ -176,8 +176,8 @@ EXAMPLES = r"""
 
 - name: Fleet - ... then wait for them (the waits overlap)
   dkcustoms.dms.portal_registration:
-    pkcs12_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     environment: production
     wait: true
@@ -246,7 +246,7 @@ http:
   sample: {attempts: 6, retries: 1}
 """
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _client_cert, _deps, _opt_connection, _registration
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _opt_certificate, _opt_connection, _registration
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile
 from ansible_collections.dkcustoms.dms.plugins.module_utils._module import DmsModule
@@ -269,10 +269,8 @@ OPTIONS = {
 
 
 def create_module():
-    certificate = _client_cert.client_certificate_spec()
-    options = dict(OPTIONS, **certificate.pop("argument_spec"))
-    certificate["mutually_exclusive"].append(("portal_api_profile", "portal_api_profile_content"))
-    return DmsModule(options, groups=(_opt_connection.group(),), **certificate)
+    return DmsModule(OPTIONS, groups=(_opt_certificate.CERTIFICATE_SOURCE, _opt_connection.group()),
+                     mutually_exclusive=[("portal_api_profile", "portal_api_profile_content")])
 
 
 def result_of(module, outcome, http):
@@ -303,14 +301,12 @@ def main():
         profile = _portal_profile.select(params["portal_api_profile"], params["portal_api_profile_content"])
         base_url = portal.base_url_for(params["portal_url"], params["environment"], profile)
         connection = _opt_connection.Connection.from_params(params)
-    bundle = _client_cert.load_client_certificate(module)
-    for warning in connection.warnings():
-        module.warn(warning)
-    with module.failing_on_errors():
+        bundle = _opt_certificate.read_certificate(module, require_key=True)
+        for warning in connection.warnings():
+            module.warn(warning)
         session = connection.session(bundle)
-    client = portal.PortalClient(session, base_url, profile)
-    credentials_file = _registration.CredentialsFile(module, wanted.credentials_dest)
-    with module.failing_on_errors():
+        client = portal.PortalClient(session, base_url, profile)
+        credentials_file = _registration.CredentialsFile(module, wanted.credentials_dest)
         outcome = _registration.run(client, bundle.certificate, wanted, params["password"], credentials_file,
                                     module.check_mode)
     module.exit_json(**result_of(module, outcome, dict(session.stats)))

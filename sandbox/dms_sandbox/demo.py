@@ -182,7 +182,7 @@ class Fleet:
 
     def write_inventory(self, assignment, group_vars=None, host_vars=None, vault_vars=None):
         """ASSIGNMENT: {host: entity name in the PKI}. Secrets go into an ansible-vault file.
-        HOST_VARS: {host: {variable: value}} added to the hosts (e.g. rotation_certificate_src).
+        HOST_VARS: {host: {variable: value}} added to the hosts (e.g. rotation_certificate_path).
         GROUP_VARS and VAULT_VARS: more variables for the group, in the clear and in the vault file."""
         os.makedirs(self.inventory_dir, exist_ok=True)
         group_dir = os.path.join(self.inventory_dir, "group_vars", "dms_integration_hosts")
@@ -190,7 +190,7 @@ class Fleet:
         self.hosts = dict(assignment)
         hosts = {}
         for host, entity in sorted(assignment.items()):
-            hosts[host] = {"certificate_src": self.pki["entities"][entity]["p12"],
+            hosts[host] = {"certificate_path": self.pki["entities"][entity]["p12"],
                            "certificate_base_dir": self.host_base_dir(host)}
             hosts[host].update((host_vars or {}).get(host, {}))
         inventory = {"dms_integration_hosts": {"hosts": hosts, "vars": {
@@ -198,7 +198,7 @@ class Fleet:
         _write_json_as_yaml(os.path.join(self.inventory_dir, "hosts.yml"), inventory)
         public = {
             "certificate_passphrase": "{{ vault_certificate_passphrase }}",
-            "certificate_pkcs12_passphrase": "{{ vault_keystore_passphrase }}",
+            "certificate_keystore_passphrase": "{{ vault_keystore_passphrase }}",
             "registration_password": "{{ vault_portal_password }}",
             "registration_portal_url": self.sandbox["portal_url"],
             "registration_ca_path": self.sandbox["ca_bundle"],

@@ -126,7 +126,7 @@ def test_rotation_rolls_back_a_rejected_certificate_and_switches_a_good_one(star
     sandbox = start_sandbox(registration_delay=1)
     hosts = {"rot-01": "foces-01", "rot-02": "foces-01", "rot-03": "voces-01", "rot-04": "voces-02"}
     new = {"rot-01": "foces-21", "rot-02": "foces-21", "rot-03": "voces-03", "rot-04": "voces-04"}
-    host_vars = {host: {"rotation_certificate_src": pki[1]["entities"][entity]["p12"]}
+    host_vars = {host: {"rotation_certificate_path": pki[1]["entities"][entity]["p12"]}
                  for host, entity in new.items()}
     fleet = make_fleet(sandbox, hosts, host_vars=host_vars)
     assert_ok(onboard(fleet))
