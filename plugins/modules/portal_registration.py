@@ -42,8 +42,8 @@ requirements:
 extends_documentation_fragment:
   - dkcustoms.dms.attributes
   - dkcustoms.dms.attributes.files
-  - dkcustoms.dms.certificate_source
   - dkcustoms.dms.connection
+  - dkcustoms.dms.certificate_source
 attributes:
   check_mode:
     support: full

@@ -25,27 +25,11 @@ import _portal_sandbox as shapes  # noqa: E402  pylint: disable=wrong-import-pos
 PASSWORD = "Unit-Test-Module-Pw-42"
 
 
-@pytest.fixture(scope="module")
-def pki_dir(require_tool):
-    """The test PKI; the tests here need the dms-sandbox command (pip install -e sandbox)."""
-    require_tool("dms-sandbox")
-    return shapes.pki_dir()
-
-
-@pytest.fixture(scope="module")
-def pki(pki_dir):
-    return shapes.load_pki(pki_dir)
-
-
 @pytest.fixture(scope="module", params=shapes.SHAPES)
 def sandbox(request, tmp_path_factory, pki_dir, require_tool):
-    command = require_tool("dms-sandbox")
-    state = str(tmp_path_factory.mktemp("sandbox-%s" % request.param))
-    info = shapes.start(command, state, pki_dir, request.param, "--registration-delay", "3",
-                        "--session-lifetime", "2")
-    info["profile"] = shapes.profile_for(request.param)
-    yield info
-    shapes.stop(command, state)
+    """A sandbox per API shape; ``info["profile"]`` is the profile that fits it."""
+    yield from shapes.serve(require_tool("dms-sandbox"), tmp_path_factory, pki_dir, request.param,
+                            "--registration-delay", "3", "--session-lifetime", "2")
 
 
 def wanted(**settings):

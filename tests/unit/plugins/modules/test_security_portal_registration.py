@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import stat
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,17 +35,6 @@ PASSWORD = "Portal-Password-Secret-77"
 GATEWAY_PASSWORD = "Gateway-Password-Secret-88"
 BASE = "/PortalCertApp"
 GOOD_FILE = b'{\n    "gateway_password": "old-but-good-password",\n    "gateway_user": "CVR_1_UI_x"\n}'
-
-
-@pytest.fixture(scope="module")
-def pki():
-    directory = os.environ.get("DMS_PKI_DIR")
-    if not directory:
-        directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
-        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory,
-                        "--foces", "6", "--broken"], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(directory, "pki.json"), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def portal_routes(entity, **overrides):
