@@ -82,15 +82,15 @@ class Step:
     def __eq__(self, other):
         return type(self) is type(other) and vars(self) == vars(other)
 
-    def __hash__(self):
-        return hash((type(self).__name__,) + tuple(sorted(vars(self).items(), key=repr)))
+    __hash__ = None  # compared by value; a value may be a list (interfaces)
 
     def __repr__(self):
         return "%s(%s)" % (type(self).__name__, ", ".join("%r" % value for value in vars(self).values()))
 
 
 class ChangePassword(Step):
-    """The first logon of a never-used account: the initial password is changed (``_portal_logon``)."""
+    """The first logon of a never-used account: the initial password is changed.  ``apply`` does it with
+    the logon (``_portal_logon.Account.log_on``), before any other step."""
 
     action = "password_changed"
 
