@@ -419,8 +419,10 @@ def _type_name(value):
 
 
 # -- the session -------------------------------------------------------------------------------------
-class SessionSpec(namedtuple("SessionSpec", ["kind", "token_field", "header", "scheme", "cookie", "csrf_header",
-                                               "csrf_cookie", "csrf_answer"])):
+_SESSION_PARTS = ("kind", "token_field", "header", "scheme", "cookie", "csrf_header", "csrf_cookie", "csrf_answer")
+
+
+class SessionSpec(namedtuple("SessionSpec", _SESSION_PARTS)):
     """How the portal keeps a session: ``bearer`` (a token from the logon answer, sent in a header)
     or ``cookie`` (a cookie the logon sets; state-changing calls may need a CSRF header)."""
 
