@@ -4,9 +4,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Load OCES certificates and classify them.  Knows no Ansible (unit-testable, reusable).
 
+Reading the module options that name a certificate is ``_opt_certificate``'s job; this file turns
+bytes into a ``Bundle`` and judges it.
+
 Public API (private to this collection, but stable for its modules and plugins):
 
-``OcesError``
+``OcesError(_errors.DmsError)``
     The one exception type.  ``str(exc)`` names the problem and the fix and never contains a
     passphrase or key material.  ``exc.reason`` is a short machine-readable code (see ``REASONS``).
 ``Bundle(certificate, private_key, chain)``
@@ -20,8 +23,12 @@ Public API (private to this collection, but stable for its modules and plugins):
     reports them; ``validate()`` refuses them.
 ``describe(bundle, now=None) -> dict``
     Every field ``oces_certificate_info`` returns (classification, identity, validity, chain ...).
+``check_key(bundle)``
+    Raise ``OcesError`` unless the bundle has a private key that belongs to its certificate.
 ``validate(bundle, ...)``
     Raise ``OcesError`` when the bundle is not fit for use (no key, mismatch, OCES2, expired ...).
+``portal_user_id_of(classify(cert))``
+    ``CVR_<cvr>_UI_<uuid>`` of an OCES3 certificate (built by ``_identity``), else None.
 ``certificate_pem / private_key_pem / chain_pem / pkcs12_bytes``
     Serialisers for the files ``oces_certificate`` writes; ``same_key / same_certificates`` compare.
 """
@@ -43,10 +50,8 @@ try:
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import ExtensionOID, NameOID
     HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - the modules report missing_required_lib
+except ImportError:  # pragma: no cover - _deps.require names the fix before anything here runs
     HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = _exc
 
 
 OCES_TYPES = ("VOCES", "FOCES", "MOCES")
@@ -160,12 +165,7 @@ def _pkcs12_passphrase_candidates(passphrase):
     return [None, b""]
 
 
-def _load_pkcs12(data, passphrase):
-    shape = _der_shape(data)
-    if shape == "truncated":
-        raise OcesError(
-            "The PKCS#12 file is truncated (it ends before its declared length). Fix: copy the "
-            "complete file again from its source (binary transfer, no text conversion).", "truncated")
+def _load_pkcs12(data, passphrase, shape):
     for candidate in _pkcs12_passphrase_candidates(passphrase):
         try:
             return pkcs12.load_pkcs12(data, candidate)
@@ -347,18 +347,27 @@ def load_bundle(data, passphrase=None, key_data=None, key_passphrase=None):
                   friendly_name=friendly_name)
 
 
+# What a damaged outer structure means, by (detected format, _der_shape): (message, reason).
+_SHAPE_PROBLEMS = {
+    ("der", "not_der"): (
+        "The data is not a certificate: it is neither PEM, DER nor PKCS#12. Fix: supply the OCES "
+        "certificate file (.p12/.pfx, .pem/.crt or .cer/.der).", "not_a_certificate"),
+    ("pkcs12", "truncated"): (
+        "The PKCS#12 file is truncated (it ends before its declared length). Fix: copy the "
+        "complete file again from its source (binary transfer, no text conversion).", "truncated"),
+    ("der", "truncated"): (
+        "The DER data is truncated (it ends before its declared length). Fix: copy the complete "
+        "file again from its source in binary mode.", "truncated"),
+}
+
+
 def _load_binary(data, passphrase):
     shape = _der_shape(data)
-    if shape == "not_der":
-        raise OcesError(
-            "The data is not a certificate: it is neither PEM, DER nor PKCS#12. Fix: supply the OCES "
-            "certificate file (.p12/.pfx, .pem/.crt or .cer/.der).", "not_a_certificate")
-    if _looks_like_pkcs12(data):
-        return _load_pkcs12(data, passphrase), "pkcs12"
-    if shape == "truncated":
-        raise OcesError(
-            "The DER data is truncated (it ends before its declared length). Fix: copy the complete "
-            "file again from its source in binary mode.", "truncated")
+    kind = "pkcs12" if shape != "not_der" and _looks_like_pkcs12(data) else "der"
+    if (kind, shape) in _SHAPE_PROBLEMS:
+        raise OcesError(*_SHAPE_PROBLEMS[(kind, shape)])
+    if kind == "pkcs12":
+        return _load_pkcs12(data, passphrase, shape), "pkcs12"
     try:
         return [x509.load_der_x509_certificate(data)], "der"
     except ValueError:
@@ -433,49 +442,36 @@ def _key_usage(cert):
     return usages
 
 
-def classify(cert):
-    """Return dict(certificate_type, oces_generation, cvr, uuid, basis=[...]) for one certificate."""
-    serial = _attr(cert.subject, NameOID.SERIAL_NUMBER) or ""
-    org_id = _attr(cert.subject, NameOID.ORGANIZATION_IDENTIFIER) or ""
-    cn = _attr(cert.subject, NameOID.COMMON_NAME) or ""
-    policies = _policies(cert)
-    issuer_o = (_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or "").upper()
-    result = {"certificate_type": "unknown", "oces_generation": "unknown", "cvr": None,
-              "uuid": None, "basis": []}
-
+def _classify_oces2(serial, policies, result):
+    """Fill ``result`` for an OCES2 certificate (serialNumber form, policy, or issuer)."""
+    result["oces_generation"] = "OCES2"
     oces2 = _OCES2_SERIAL.match(serial)
     oces2_policy = next((p for p in policies if p in _OCES2_POLICY_TYPES), None)
-    if oces2 or oces2_policy or "TRUST2408" in issuer_o:
-        result["oces_generation"] = "OCES2"
-        if oces2:
-            result["certificate_type"] = _OCES2_KINDS[oces2.group("kind")]
-            result["cvr"] = oces2.group("cvr")
-            result["basis"].append("subject serialNumber %s (OCES2 form CVR:<cvr>-%s:<id>)"
-                                   % (serial, oces2.group("kind")))
-        elif oces2_policy:
-            result["certificate_type"] = _OCES2_POLICY_TYPES[oces2_policy]
-            result["basis"].append("OCES2 certificate policy %s" % oces2_policy)
-        else:
-            result["basis"].append("issuer organisation TRUST2408 (OCES2 CA)")
-        return result
+    if oces2:
+        result["certificate_type"] = _OCES2_KINDS[oces2.group("kind")]
+        result["cvr"] = oces2.group("cvr")
+        result["basis"].append("subject serialNumber %s (OCES2 form CVR:<cvr>-%s:<id>)"
+                               % (serial, oces2.group("kind")))
+    elif oces2_policy:
+        result["certificate_type"] = _OCES2_POLICY_TYPES[oces2_policy]
+        result["basis"].append("OCES2 certificate policy %s" % oces2_policy)
+    else:
+        result["basis"].append("issuer organisation TRUST2408 (OCES2 CA)")
+    return result
 
-    oces3 = _OCES3_SERIAL.match(serial)
-    if not oces3:
-        result["basis"].append("no OCES serialNumber (UI:DK-O:G:<uuid> / UI:DK-E:G:<uuid>) in subject")
-        return result
-    result["oces_generation"] = "OCES3"
-    result["uuid"] = oces3.group("uuid").lower()
-    org = _ORG_IDENTIFIER.match(org_id)
-    if org:
-        result["cvr"] = org.group("cvr")
-    if oces3.group("kind") == "E":
-        result["certificate_type"] = "MOCES"
-        result["basis"].append("subject serialNumber UI:DK-E:G:<uuid> (employee certificate)")
-        return result
+
+def _is_oces2(cert, serial, policies):
+    issuer_o = (_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or "").upper()
+    return bool(_OCES2_SERIAL.match(serial) or any(p in _OCES2_POLICY_TYPES for p in policies)
+                or "TRUST2408" in issuer_o)
+
+
+def _classify_organisation(cert, result):
+    """VOCES or FOCES for an OCES3 UI:DK-O certificate: keyUsage decides, the CN suffix is noted."""
     result["basis"].append("subject serialNumber UI:DK-O:G:<uuid> (organisation or system certificate)")
-    usages = _key_usage(cert) or []
+    cn = _attr(cert.subject, NameOID.COMMON_NAME) or ""
     system_cn = cn.strip().lower().endswith(_SYSTEM_CN_SUFFIX)
-    if "content_commitment" in usages:
+    if "content_commitment" in (_key_usage(cert) or []):
         result["certificate_type"] = "VOCES"
         result["basis"].append("keyUsage includes nonRepudiation (organisation certificate)")
         if system_cn:
@@ -487,6 +483,30 @@ def classify(cert):
         if system_cn:
             result["basis"].append("CN ends in '(systemcertifikat)'")
     return result
+
+
+def classify(cert):
+    """Return dict(certificate_type, oces_generation, cvr, uuid, basis=[...]) for one certificate."""
+    serial = _attr(cert.subject, NameOID.SERIAL_NUMBER) or ""
+    policies = _policies(cert)
+    result = {"certificate_type": "unknown", "oces_generation": "unknown", "cvr": None,
+              "uuid": None, "basis": []}
+    if _is_oces2(cert, serial, policies):
+        return _classify_oces2(serial, policies, result)
+    oces3 = _OCES3_SERIAL.match(serial)
+    if not oces3:
+        result["basis"].append("no OCES serialNumber (UI:DK-O:G:<uuid> / UI:DK-E:G:<uuid>) in subject")
+        return result
+    result["oces_generation"] = "OCES3"
+    result["uuid"] = oces3.group("uuid").lower()
+    org = _ORG_IDENTIFIER.match(_attr(cert.subject, NameOID.ORGANIZATION_IDENTIFIER) or "")
+    if org:
+        result["cvr"] = org.group("cvr")
+    if oces3.group("kind") == "E":
+        result["certificate_type"] = "MOCES"
+        result["basis"].append("subject serialNumber UI:DK-E:G:<uuid> (employee certificate)")
+        return result
+    return _classify_organisation(cert, result)
 
 
 def environment_of(bundle):
@@ -547,13 +567,9 @@ def portal_user_id_of(info):
     return _identity.build_portal_user_id(info["cvr"], info["uuid"])
 
 
-def describe(bundle, now=None):
-    """Every field oces_certificate_info returns.  Contains no key material."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    cert = bundle.certificate
-    info = classify(cert)
-    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    key_type, key_size = _key_description(cert.public_key())
+def _warnings(info, bundle, now):
+    """What is worth knowing about a certificate that does not stop it from being read."""
+    not_before, not_after = bundle.certificate.not_valid_before_utc, bundle.certificate.not_valid_after_utc
     warnings = []
     if info["oces_generation"] == "OCES2":
         warnings.append("This is an OCES2 certificate; the DMS gateway needs OCES3. Order an OCES3 "
@@ -570,6 +586,16 @@ def describe(bundle, now=None):
         warnings.append("The certificate is not valid before %s." % _iso(not_before))
     if bundle.private_key is not None and not bundle.key_matches:
         warnings.append("The private key does not belong to the certificate.")
+    return warnings
+
+
+def describe(bundle, now=None):
+    """Every field oces_certificate_info returns.  Contains no key material."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    cert = bundle.certificate
+    info = classify(cert)
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    key_type, key_size = _key_description(cert.public_key())
     remaining = (not_after - now)
     return {
         "certificate_type": info["certificate_type"],
@@ -597,7 +623,7 @@ def describe(bundle, now=None):
         "key_matches": bundle.key_matches,
         "chain": [_chain_entry(c) for c in bundle.chain],
         "source_format": bundle.source_format,
-        "warnings": warnings,
+        "warnings": _warnings(info, bundle, now),
     }
 
 
@@ -615,21 +641,12 @@ def check_key(bundle):
             "supply the key the certificate was issued for." % subject, "key_mismatch")
 
 
-def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
-             min_days_remaining=None, allow_expired=False, allow_not_yet_valid=False,
-             allow_oces2=False, now=None):
-    """Raise OcesError (message: problem + fix) when the bundle is not fit for installation/use.
-    Returns describe(bundle) for convenience."""
-    info = describe(bundle, now=now)
-    if require_key or bundle.private_key is not None:
-        check_key(bundle)
+def _check_type(info, allowed_types, allow_oces2):
     if info["oces_generation"] == "OCES2" and not allow_oces2:
         message = ("%s is an OCES2 %s certificate; OCES2 is retired and the DMS gateway needs OCES3. "
                    "Fix: order an OCES3 FOCES or VOCES certificate from MitID Erhverv."
                    % (info["subject"], info["certificate_type"]))
         raise OcesError(message, "oces2")
-    if allowed_types is None:
-        allowed_types = OCES_TYPES
     if info["oces_generation"] == "unknown" and "unknown" not in allowed_types:
         raise OcesError(
             "%s is not an OCES certificate (its subject has no serialNumber UI:DK-O:G:<uuid> or "
@@ -641,16 +658,21 @@ def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
             "of an allowed type or widen allowed_types." % (info["certificate_type"],
                                                             ", ".join(allowed_types)),
             "not_oces" if info["certificate_type"] == "unknown" else "type_not_allowed")
-    if expected_cvr is not None:
-        expected = str(expected_cvr)
-        if not re.match(r"^\d{8}$", expected):
-            raise OcesError("expected_cvr %r is not a CVR number: it must be exactly 8 digits. Fix: "
-                            "correct expected_cvr." % expected, "invalid_input")
-        if info["cvr"] != expected:
-            raise OcesError(
-                "The certificate belongs to CVR %s, not the expected CVR %s. Fix: supply the "
-                "certificate of CVR %s or correct expected_cvr." % (info["cvr"] or "(none)", expected,
-                                                                    expected), "cvr_mismatch")
+
+
+def _check_cvr(info, expected_cvr):
+    expected = str(expected_cvr)
+    if not re.match(r"^\d{8}$", expected):
+        raise OcesError("expected_cvr %r is not a CVR number: it must be exactly 8 digits. Fix: "
+                        "correct expected_cvr." % expected, "invalid_input")
+    if info["cvr"] != expected:
+        raise OcesError(
+            "The certificate belongs to CVR %s, not the expected CVR %s. Fix: supply the "
+            "certificate of CVR %s or correct expected_cvr." % (info["cvr"] or "(none)", expected,
+                                                                expected), "cvr_mismatch")
+
+
+def _check_validity(info, min_days_remaining, allow_expired, allow_not_yet_valid):
     if info["expired"] and not allow_expired:
         raise OcesError(
             "The certificate expired on %s. Fix: renew it in MitID Erhverv and supply the new one "
@@ -667,6 +689,20 @@ def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
             "MitID Erhverv, or lower min_days_remaining." % (info["days_remaining"],
                                                              int(min_days_remaining)),
             "too_few_days")
+
+
+def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
+             min_days_remaining=None, allow_expired=False, allow_not_yet_valid=False,
+             allow_oces2=False, now=None):
+    """Raise OcesError (message: problem + fix) when the bundle is not fit for installation/use.
+    Returns describe(bundle) for convenience."""
+    info = describe(bundle, now=now)
+    if require_key or bundle.private_key is not None:
+        check_key(bundle)
+    _check_type(info, OCES_TYPES if allowed_types is None else allowed_types, allow_oces2)
+    if expected_cvr is not None:
+        _check_cvr(info, expected_cvr)
+    _check_validity(info, min_days_remaining, allow_expired, allow_not_yet_valid)
     return info
 
 
@@ -715,4 +751,3 @@ def same_key(a, b):
 def same_certificates(a, b):
     """Whether two certificate lists hold the same certificates in the same order."""
     return [c.fingerprint(hashes.SHA256()) for c in a] == [c.fingerprint(hashes.SHA256()) for c in b]
-

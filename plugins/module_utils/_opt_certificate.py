@@ -65,8 +65,8 @@ def read_file(path, option):
             return handle.read()
     except (IOError, OSError) as exc:
         raise CertificateSourceError(
-            "Cannot read %s %s (%s). Fix: give the path of a readable file on the managed host, or run "
-            "with become." % (option, path, exc.strerror or exc))
+            "%s %s cannot be read (%s). Fix: give the path of a readable file on the managed host, or "
+            "run with become." % (option, path, exc.strerror or exc))
 
 
 def decode_content(content, option):

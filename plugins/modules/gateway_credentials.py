@@ -36,8 +36,6 @@ attributes:
     details: The diff shows the gateway user and whether the password changes, never the password.
   idempotent:
     support: full
-  safe_file_operations:
-    support: full
 options:
   dest:
     description: Path of the credentials file on the managed host. Its directory must exist.

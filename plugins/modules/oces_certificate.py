@@ -40,8 +40,6 @@ attributes:
       material or passphrases.
   idempotent:
     support: full
-  safe_file_operations:
-    support: full
 options:
   dest:
     description:
@@ -223,7 +221,7 @@ ARGUMENT_SPEC = {
     "formats": {"type": "list", "elements": "str", "choices": list(_install.FILE_NAMES),
                 "default": list(_install.FILE_NAMES)},
     "keystore_passphrase": {"type": "str", "no_log": True},
-    "keystore_alias": {"type": "str", "default": "dms"},
+    "keystore_alias": {"type": "str", "default": "dms", "no_log": False},
     "key_passphrase": {"type": "str", "no_log": True},
     "owner": {"type": "str"},
     "group": {"type": "str"},
