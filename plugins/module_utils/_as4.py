@@ -43,34 +43,21 @@ import hashlib
 import os
 import re
 import uuid
+from collections import namedtuple
 
-try:
+try:  # a missing library is reported by the module (_deps.require), never by a traceback
     from lxml import etree
-    HAS_LXML = True
-    LXML_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - reported by the module
-    HAS_LXML = False
-    LXML_IMPORT_ERROR = _exc
-
-try:
     from signxml import (CanonicalizationMethod, DigestAlgorithm, SignatureConfiguration,
                          SignatureConstructionMethod, SignatureMethod, XMLSigner, XMLVerifier)
     from signxml.exceptions import InvalidInput, InvalidSignature
-    HAS_SIGNXML = True
-    SIGNXML_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover
-    HAS_SIGNXML = False
-    SIGNXML_IMPORT_ERROR = _exc
-
-try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = _exc
+except ImportError:  # pragma: no cover
+    pass
+
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _http
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError
 
 try:  # Python 3.9+; without it (or without tz data) the notification window is written in UTC
     from zoneinfo import ZoneInfo
@@ -122,8 +109,10 @@ PREVIEW_CHARS = 200
 ANSWER_SIGNATURES = ("verified", "not_checked", "invalid")
 
 
-class As4Error(Exception):
+class As4Error(DmsError):
     """A message could not be built or signed; the text names the cause and the fix."""
+
+    reason = "as4_message"
 
 
 def _q(prefix, name):
@@ -615,17 +604,12 @@ def _subject_key_identifier(cert):
         return None
 
 
-class _KeyReference:
+class _KeyReference(namedtuple("_KeyReference", "certificate issuer serial ski thumbprint describe",
+                               defaults=(None, None, None, None, None, ""))):
     """What an answer's ``ds:KeyInfo`` says about its signer: a certificate it carries, or a way to
     find one among the configured signers (issuer + serial, SKI, SHA-1 thumbprint)."""
 
-    def __init__(self, certificate=None, issuer=None, serial=None, ski=None, thumbprint=None, describe=""):
-        self.certificate = certificate
-        self.issuer = issuer
-        self.serial = serial
-        self.ski = ski
-        self.thumbprint = thumbprint
-        self.describe = describe
+    __slots__ = ()
 
     def match(self, candidates):
         if self.certificate is not None:
@@ -733,54 +717,66 @@ def _pin_problem(cert, policy):
             "(SHA-256 %s)" % (_describe(cert), fingerprint_sha256(cert).hex(), policy.pinned.hex()))
 
 
-def check_answer_signature(doc, attachments, policy):
-    """Verify the answer's signature as ``policy`` allows; see the module docstring for the states.
-
-    The signature must cover the answer's own Body and ``eb:Messaging`` ("see what is signed"); an
-    attachment it does not cover is marked ``signed: false`` and named in a warning.
-    """
+def _find_signer(doc, policy):
+    """(ds:Signature, the certificate to verify it with, None), or (None, None, the ``SignatureCheck``)
+    when the answer's signature cannot be verified at all under ``policy``."""
     try:
         signature = _signature(doc)
     except ValueError as exc:
-        return SignatureCheck("invalid", ["%s" % exc])
+        return None, None, SignatureCheck("invalid", ["%s" % exc])
     if signature is None:
         if policy.configured:
-            return SignatureCheck("invalid", ["the answer is not signed (no ds:Signature in wsse:Security)"])
-        return SignatureCheck("not_checked", warnings=["the answer is not signed"])
+            return None, None, SignatureCheck("invalid", ["the answer is not signed (no ds:Signature in wsse:Security)"])
+        return None, None, SignatureCheck("not_checked", warnings=["the answer is not signed"])
     try:
         reference = _key_reference(doc, signature)
     except (ValueError, TypeError, binascii.Error) as exc:
-        return SignatureCheck("invalid", ["the answer's signing certificate cannot be read (%s)"
-                                          % " ".join(str(exc).split())[:200]])
+        return None, None, SignatureCheck("invalid", ["the answer's signing certificate cannot be read (%s)"
+                                                      % " ".join(str(exc).split())[:200]])
     cert, problem = _signer_for(reference, policy)
     if problem:
-        return SignatureCheck("invalid", [problem])
+        return None, None, SignatureCheck("invalid", [problem])
     if cert is None:
-        return SignatureCheck("not_checked", warnings=[
+        return None, None, SignatureCheck("not_checked", warnings=[
             "the answer names its signer by %s and no receipt_signer is set, so its signature could not "
             "be checked" % reference.describe])
-    signed, error = _verify(doc, signature, cert, attachments)
-    if error:
-        return SignatureCheck("invalid", ["the answer's signature does not verify (%s): it was altered on "
-                                          "the way or not signed by %s" % (error, _describe(cert))], signer=None)
-    problems = _coverage_problems(doc, signed)
-    pin_problem = _pin_problem(cert, policy)
-    if pin_problem:
-        problems.append(pin_problem)
+    return signature, cert, None
+
+
+def _mark_attachments(attachments, signed):
+    """Mark each attachment ``signed`` or not; a warning for each one the signature does not cover."""
     warnings = []
     for attachment in attachments:
         attachment.signed = "cid:%s" % attachment.content_id in signed
         if not attachment.signed:
             warnings.append("attachment <%s> is not covered by the answer's signature: its content is "
                             "unproven" % attachment.content_id)
+    return warnings
+
+
+def check_answer_signature(doc, attachments, policy):
+    """Verify the answer's signature as ``policy`` allows; see the module docstring for the states.
+
+    The signature must cover the answer's own Body and ``eb:Messaging`` ("see what is signed"); an
+    attachment it does not cover is marked ``signed: false`` and named in a warning.
+    """
+    signature, cert, unverifiable = _find_signer(doc, policy)
+    if unverifiable is not None:
+        return unverifiable
+    signed, error = _verify(doc, signature, cert, attachments)
+    if error:
+        return SignatureCheck("invalid", ["the answer's signature does not verify (%s): it was altered on "
+                                          "the way or not signed by %s" % (error, _describe(cert))], signer=None)
+    problems = _coverage_problems(doc, signed) + [p for p in (_pin_problem(cert, policy),) if p]
+    warnings = _mark_attachments(attachments, signed)
     if problems:
         return SignatureCheck("invalid", problems, warnings, signer=cert, signed=signed)
-    status = "verified" if policy.configured else "not_checked"
-    if not policy.configured:
-        warnings.insert(0, "the answer's signature was checked only against the certificate it carries "
-                           "(%s), so its origin is unproven; set receipt_signer (or receipt_signer_pin_file) "
-                           "to check who signed it" % _describe(cert))
-    return SignatureCheck(status, warnings=warnings, signer=cert, signed=signed)
+    if policy.configured:
+        return SignatureCheck("verified", warnings=warnings, signer=cert, signed=signed)
+    warnings.insert(0, "the answer's signature was checked only against the certificate it carries "
+                       "(%s), so its origin is unproven; set receipt_signer (or receipt_signer_pin_file) "
+                       "to check who signed it" % _describe(cert))
+    return SignatureCheck("not_checked", warnings=warnings, signer=cert, signed=signed)
 
 
 def _verify(doc, signature, cert, attachments):
@@ -835,14 +831,9 @@ class Answer:
 
     def __init__(self, kind, status, detail, ebms_error=None, message_id=None, ref_to_message_id=None,
                  problems=None, warnings=None, pulled_message_id=None):
-        self.kind = kind
-        self.status = status
-        self.detail = detail
-        self.ebms_error = ebms_error
-        self.message_id = message_id
-        self.ref_to_message_id = ref_to_message_id
-        self.problems = problems or []
-        self.warnings = warnings or []
+        self.kind, self.status, self.detail = kind, status, detail
+        self.ebms_error, self.message_id, self.ref_to_message_id = ebms_error, message_id, ref_to_message_id
+        self.problems, self.warnings = problems or [], warnings or []
         self.pulled_message_id = pulled_message_id
         self.answer_signature = "not_checked"
         self.signer_certificate = None
@@ -878,12 +869,6 @@ class Answer:
                 "properties": dict(self.properties),
                 "attachments": [attachment.as_dict() for attachment in self.attachments],
                 "security_fault": self.security_fault}
-
-
-def _snippet(body, limit=120):
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    text = " ".join(text.split())
-    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def _ebms_error(error):
@@ -968,10 +953,10 @@ def classify_answer(status, content_type, body, request, policy=None):
         doc = _parse_soap(soap)
     except (etree.XMLSyntaxError, ValueError):
         return Answer("not_as4", status, "HTTP %s %s that is not XML: %s"
-                      % (status, ctype or "without Content-Type", _snippet(soap)))
+                      % (status, ctype or "without Content-Type", _http.snippet(soap, 120)))
     if doc.tag != _q("S12", "Envelope"):
         return Answer("not_as4", status, "HTTP %s with XML that is not a SOAP 1.2 envelope (root %s): %s"
-                      % (status, etree.QName(doc).localname, _snippet(soap)))
+                      % (status, etree.QName(doc).localname, _http.snippet(soap, 120)))
 
     messaging = doc.findall("S12:Header/eb:Messaging", NS)
     fault = doc.find("S12:Body/S12:Fault", NS)

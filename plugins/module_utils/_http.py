@@ -55,27 +55,21 @@ try:
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.exceptions import NewConnectionError
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - reported by the module with missing_required_lib
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = _exc
+except ImportError as _exc:  # pragma: no cover - reported by the module (_deps.require)
+    requests = None
     HTTPAdapter = object
     NewConnectionError = ()
-
-if HAS_REQUESTS and _deps.too_old("requests"):
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = ImportError(
+    REQUESTS_IMPORT_ERROR = _exc
+else:
+    REQUESTS_IMPORT_ERROR = None if not _deps.too_old("requests") else ImportError(
         "requests %s is too old: %s is needed (older versions ignore ca_path and the client "
         "certificate)" % (getattr(requests, "__version__", "?"), REQUESTS_REQUIREMENT))
+HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
 
 try:
     from cryptography.hazmat.primitives import serialization
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = _exc
+except ImportError:  # pragma: no cover - reported by the module (_deps.require)
+    serialization = None
 
 # Portal and gateway answers are small JSON or SOAP documents; anything bigger is not the service.
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
@@ -100,6 +94,11 @@ class HttpError(DmsError):
 
     kind = "http_error"
 
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
     def __init__(self, message, url=None):
         super().__init__(message, reason=self.kind)
         self.url = url
@@ -110,54 +109,41 @@ class HttpError(DmsError):
         self.args = (message,)
 
 
-class TLSHandshakeError(HttpError):
+# The classified failures; ``kind`` (= ``reason``) tells them apart in a playbook.
+class TLSHandshakeError(HttpError, kind="tls_handshake"):
     """The TLS handshake failed (base of the two specific cases below)."""
 
-    kind = "tls_handshake"
 
-
-class TLSVerificationError(TLSHandshakeError):
+class TLSVerificationError(TLSHandshakeError, kind="tls_verification_failed"):
     """The server certificate is not trusted (wrong CA, wrong host name, expired ...)."""
 
-    kind = "tls_verification_failed"
 
-
-class ClientCertificateError(TLSHandshakeError):
+class ClientCertificateError(TLSHandshakeError, kind="client_certificate"):
     """The client certificate could not be loaded, or the server refused it."""
 
-    kind = "client_certificate"
+
+class UnreachableError(HttpError, kind="unreachable"):
+    """No answer: no connection, or it dropped."""
 
 
-class UnreachableError(HttpError):
-    kind = "unreachable"
+class RequestTimeoutError(HttpError, kind="timeout"):
+    """No answer within the timeout."""
 
 
-class RequestTimeoutError(HttpError):
-    kind = "timeout"
-
-
-class RedirectError(HttpError):
+class RedirectError(HttpError, kind="redirect"):
     """A 3xx answer: redirects are never followed (the body, passwords included, would go along)."""
 
-    kind = "redirect"
 
-
-class AnswerTooLargeError(HttpError):
+class AnswerTooLargeError(HttpError, kind="answer_too_large"):
     """The answer is larger than the session reads (``max_answer_bytes``)."""
 
-    kind = "answer_too_large"
 
-
-class InsecureURLError(HttpError):
+class InsecureURLError(HttpError, kind="insecure_url"):
     """A URL that is not ``https://``: nothing is sent in clear text."""
 
-    kind = "insecure_url"
 
-
-class HTTPStatusError(HttpError):
+class HTTPStatusError(HttpError, kind="http_status"):
     """A non-2xx answer (after retries, for transient statuses)."""
-
-    kind = "http_status"
 
     def __init__(self, message, url=None, status=None, error_code=None, detail=None, body=None):
         super().__init__(message, url=url)
@@ -222,7 +208,7 @@ def _load_client_cert(context, client_cert):
     except ssl.SSLError as exc:
         raise ClientCertificateError(
             "The client certificate could not be loaded for TLS (%s). Fix: give a certificate and "
-            "the private key that belongs to it." % _reason(exc)
+            "the private key that belongs to it." % reason_of(exc)
         ) from None
     finally:
         os.unlink(path)
@@ -244,7 +230,7 @@ def create_ssl_context(ca_path=None, validate_certs=True, client_cert=None):
                 raise TLSVerificationError(
                     "ca_path %s could not be read as PEM CA certificates (%s). Fix: give a PEM file "
                     "with the CA certificate(s) that issued the server certificate."
-                    % (ca_path, _reason(exc))
+                    % (ca_path, reason_of(exc))
                 ) from None
     else:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -281,50 +267,67 @@ class _ContextAdapter(HTTPAdapter):
         """Everything is in the SSL context; keep requests from adding certifi or cert files."""
 
 
-def _reason(exc):
-    """The innermost library reason of an exception, without request data."""
+def exception_chain(exc):
+    """``exc`` and the exceptions behind it (cause, context, a wrapped ``args[0]`` or ``reason``)."""
     seen = set()
-    texts = []
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        yield exc
         reason = getattr(exc, "reason", None)
-        if isinstance(exc, ssl.SSLError) and getattr(exc, "verify_message", None):
-            texts.append("%s: %s" % (exc.reason or "SSL error", exc.verify_message))
-        elif isinstance(reason, str) and reason:
-            texts.append(reason)
-        elif exc.args and isinstance(exc.args[0], str):
-            texts.append(exc.args[0])
         nxt = exc.__cause__ or exc.__context__
         if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
             nxt = exc.args[0]
         if nxt is None and isinstance(reason, BaseException):
             nxt = reason
         exc = nxt
-    text = texts[-1] if texts else "unknown error"
-    return text[:300]
+
+
+def _own_words(exc):
+    """What one exception says about itself, or None (an errno, a wrapped exception say nothing)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and getattr(exc, "verify_message", None):
+        return "%s: %s" % (exc.reason or "SSL error", exc.verify_message)
+    if isinstance(reason, str) and reason:
+        return reason
+    if getattr(exc, "strerror", None):
+        return str(exc.strerror)
+    if exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return None
+
+
+def reason_of(exc):
+    """The innermost library reason of an exception, on one line, without request data."""
+    texts = [text for text in map(_own_words, exception_chain(exc)) if text]
+    return " ".join((texts[-1] if texts else type(exc).__name__).split())[:300]
 
 
 def _chain_text(exc):
-    parts = []
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        parts.append("%s %s" % (type(exc).__name__, exc))
-        reason = getattr(exc, "reason", None)
-        nxt = exc.__cause__ or exc.__context__
-        if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
-            nxt = exc.args[0]
-        if nxt is None and isinstance(reason, BaseException):
-            nxt = reason
-        exc = nxt
-    return " | ".join(parts).lower()
+    return " | ".join("%s %s" % (type(item).__name__, item) for item in exception_chain(exc)).lower()
 
 
-_CLIENT_CERT_ALERTS = (
-    "alert unknown ca", "alert certificate required", "alert bad certificate",
-    "alert certificate unknown", "alert access denied", "alert handshake failure",
-    "alert certificate revoked", "alert certificate expired", "alert unsupported certificate",
-)
+def snippet(body, limit=160):
+    """The start of an answer's body on one line, for a message (an answer never holds our secrets)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+# TLS alerts by which a server asks for, or refuses, our client certificate, by what they mean.
+ALERT_NONE_SENT = ("certificate required",)
+ALERT_UNKNOWN_CA = ("unknown ca",)
+ALERT_REJECTED = ("bad certificate", "certificate unknown", "access denied", "handshake failure",
+                  "certificate expired", "certificate revoked", "unsupported certificate")
+CLIENT_CERT_ALERTS = ALERT_NONE_SENT + ALERT_UNKNOWN_CA + ALERT_REJECTED
+
+
+def client_certificate_alert(text):
+    """The alert about our client certificate that ``text`` (an error's words) names, or None."""
+    text = text.lower().replace("_", " ")
+    for alert in CLIENT_CERT_ALERTS:
+        if "alert " + alert in text:
+            return alert
+    return None
 
 
 def classify_exception(exc, url, timeout):
@@ -335,14 +338,14 @@ def classify_exception(exc, url, timeout):
         return TLSVerificationError(
             "TLS verification of the server certificate of %s failed (%s). Fix: set ca_path to the "
             "CA bundle that issued the server certificate and use the host name in its "
-            "subjectAltName; validate_certs=false only for throw-away tests." % (service, _reason(exc)),
+            "subjectAltName; validate_certs=false only for throw-away tests." % (service, reason_of(exc)),
             url=url,
         )
-    if any(alert in text for alert in _CLIENT_CERT_ALERTS):
+    if client_certificate_alert(text):
         return ClientCertificateError(
             "%s refused the TLS client certificate during the handshake (%s). Fix: present an OCES3 "
             "certificate from a CA the service trusts, unexpired, with its private key."
-            % (service, _reason(exc)),
+            % (service, reason_of(exc)),
             url=url,
         )
     if isinstance(exc, requests.exceptions.Timeout):
@@ -356,7 +359,7 @@ def classify_exception(exc, url, timeout):
             "The TLS handshake with %s failed (%s). Fix: a server that refuses the client "
             "certificate often just closes the connection: present an OCES3 certificate from a CA "
             "it trusts; otherwise check that the URL is the HTTPS service (TLS 1.2 or later)."
-            % (service, _reason(exc)),
+            % (service, reason_of(exc)),
             url=url,
         )
     if any(word in text for word in ("closed connection", "connection reset", "connection aborted",
@@ -364,12 +367,12 @@ def classify_exception(exc, url, timeout):
         return UnreachableError(
             "%s dropped the connection without answering (%s). Fix: the service is overloaded or "
             "restarting - retry later or raise retries; if it persists, check proxies and firewalls "
-            "between this host and the service." % (service, _reason(exc)),
+            "between this host and the service." % (service, reason_of(exc)),
             url=url,
         )
     return UnreachableError(
         "%s is unreachable (%s). Fix: check the URL, DNS, firewall and proxy settings, and that the "
-        "service is running." % (service, _reason(exc)),
+        "service is running." % (service, reason_of(exc)),
         url=url,
     )
 
@@ -381,13 +384,13 @@ def _is_retryable_exception(exc):
     if isinstance(exc, requests.exceptions.SSLError):
         text = _chain_text(exc)
         # A reset during the TLS handshake is a dropped connection, not a certificate problem.
-        return ("reset" in text or "eof" in text) and not any(a in text for a in _CLIENT_CERT_ALERTS)
+        return ("reset" in text or "eof" in text) and not client_certificate_alert(text)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     if isinstance(exc, requests.exceptions.Timeout):
         return False
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return not any(a in _chain_text(exc) for a in _CLIENT_CERT_ALERTS)
+        return not client_certificate_alert(_chain_text(exc))
     return False
 
 

@@ -37,11 +37,6 @@ requirements:
   - cryptography >= 42.0 (on the managed host)
   - lxml (on the managed host)
   - signxml >= 4.0 (on the managed host)
-extends_documentation_fragment:
-  - dkcustoms.dms.attributes
-  - dkcustoms.dms.attributes.files
-  - dkcustoms.dms.certificate_source
-  - dkcustoms.dms.connection
 attributes:
   check_mode:
     support: full
@@ -59,6 +54,11 @@ attributes:
       - A O(probe=pull) with O(allow_dequeue=true) may take a message from the gateway.
   safe_file_operations:
     support: full
+extends_documentation_fragment:
+  - dkcustoms.dms.attributes
+  - dkcustoms.dms.attributes.files
+  - dkcustoms.dms.certificate_source
+  - dkcustoms.dms.connection
 options:
   url:
     description:
@@ -203,8 +203,10 @@ options:
   retries:
     description:
       - How many times the AS4 message is rebuilt and sent again after a transient failure (dropped
-        connection, HTTP 429, 502, 503, 504). Every attempt is a new message with a new nonce;
-        a message is never resent as it was (the gateway would rightly refuse the replayed nonce).
+        connection, HTTP 429, 502, 503, 504), after a jittered exponential backoff or the answer's
+        C(Retry-After) (at most 60 seconds). An HTTP 500 is the gateway's ebMS error answer and is
+        not retried. Every attempt is a new message with a new nonce; a message is never resent as it
+        was (the gateway would rightly refuse the replayed nonce).
     type: int
     default: 2
 notes:
@@ -484,185 +486,74 @@ probe:
   sample: notification
 """
 
-from ansible.module_utils.common.text.converters import to_native
-
 from ansible_collections.dkcustoms.dms.plugins.module_utils import (
-    _as4, _client_cert, _connectivity, _deps, _files, _module, _opt_certificate)
+    _as4, _connectivity, _deps, _files, _gateway_probe, _module, _opt_certificate, _opt_connection)
+
+OPTIONS = {
+    "url": {"type": "str"},
+    "gateway_user": {"type": "str", "required": True},
+    "gateway_password": {"type": "str", "required": True, "no_log": True},
+    "tls_client_certificate": {"type": "bool", "default": False},
+    "receipt_signer": {"type": "path"},
+    "receipt_signer_subject": {"type": "str"},
+    "receipt_signer_fingerprint": {"type": "str"},
+    "receipt_signer_pin_file": {"type": "path"},
+    "from_party": {"type": "str"},
+    "from_party_type": {"type": "str", "default": _as4.DEFAULT_PARTY_TYPE},
+    "to_party": {"type": "str", "default": _as4.DEFAULT_TO_PARTY},
+    "to_party_type": {"type": "str", "default": _as4.DEFAULT_PARTY_TYPE},
+    "probe": {"type": "str", "default": "notification", "choices": list(_as4.PROBES)},
+    "notification_service": {"type": "str", "default": "DMS.Import", "choices": list(_as4.NOTIFICATION_SERVICES)},
+    "notification_window_minutes": {"type": "int", "default": 5},
+    "mpc": {"type": "str"},
+    "allow_dequeue": {"type": "bool", "default": False},
+    "key_reference": {"type": "str", "default": "issuer_serial", "choices": list(_as4.KEY_REFERENCES)},
+    "layers": {"type": "list", "elements": "str", "default": list(_gateway_probe.LAYERS),
+               "choices": list(_gateway_probe.LAYERS)},
+    "fail_on_error": {"type": "bool", "default": True},
+}
+GROUPS = (_opt_certificate.CERTIFICATE_SOURCE, _opt_connection.group(default_retries=2))
+REQUIRED_BY = {"receipt_signer_subject": ("receipt_signer",), "receipt_signer_fingerprint": ("receipt_signer",)}
 
 
-def _argument_spec():
-    own = {
-        "argument_spec": {
-            "url": {"type": "str"},
-            "gateway_user": {"type": "str", "required": True},
-            "gateway_password": {"type": "str", "required": True, "no_log": True},
-            "tls_client_certificate": {"type": "bool", "default": False},
-            "receipt_signer": {"type": "path"},
-            "receipt_signer_subject": {"type": "str"},
-            "receipt_signer_fingerprint": {"type": "str"},
-            "receipt_signer_pin_file": {"type": "path"},
-            "from_party": {"type": "str"},
-            "from_party_type": {"type": "str", "default": _as4.DEFAULT_PARTY_TYPE},
-            "to_party": {"type": "str", "default": _as4.DEFAULT_TO_PARTY},
-            "to_party_type": {"type": "str", "default": _as4.DEFAULT_PARTY_TYPE},
-            "probe": {"type": "str", "default": "notification", "choices": list(_as4.PROBES)},
-            "notification_service": {"type": "str", "default": "DMS.Import",
-                                     "choices": list(_as4.NOTIFICATION_SERVICES)},
-            "notification_window_minutes": {"type": "int", "default": 5},
-            "mpc": {"type": "str"},
-            "allow_dequeue": {"type": "bool", "default": False},
-            "key_reference": {"type": "str", "default": "issuer_serial", "choices": list(_as4.KEY_REFERENCES)},
-            "layers": {"type": "list", "elements": "str", "default": list(_connectivity.LAYERS),
-                       "choices": list(_connectivity.LAYERS)},
-            "fail_on_error": {"type": "bool", "default": True},
-        },
-        "required_by": {"receipt_signer_subject": ("receipt_signer",),
-                        "receipt_signer_fingerprint": ("receipt_signer",)},
-    }
-    spec = _client_cert.merge_specs(_client_cert.connection_spec(default_retries=2), own)
-    return spec
-
-
-def _receipt_signers(module):
-    path = module.params["receipt_signer"]
-    if not path:
-        return []
-    try:
-        with open(path, "rb") as handle:
-            return _as4.load_certificates(handle.read())
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="Cannot read receipt_signer %s (%s). Fix: give the path of a PEM file with "
-                             "the gateway's signing certificate or its CA on the managed host."
-                             % (path, to_native(exc.strerror or exc)))
-    except ValueError:
-        module.fail_json(msg="receipt_signer %s holds no PEM certificate. Fix: give the gateway's signing "
-                             "certificate (or its CA) in PEM." % path)
-    return []  # not reached
-
-
-def _read_pins(module):
-    """(text of the pin file or None, {url: fingerprint})."""
+def _pin(module, pin_text, pins, url, candidate):
+    """The ``pin`` result; writes the first-use pin through the collection's one file writer."""
     path = module.params["receipt_signer_pin_file"]
     if not path:
-        return None, {}
-    try:
-        text = _files.read_file(path)
-        text = text.decode("utf-8") if text is not None else None
-        return text, _connectivity.parse_pins(text)
-    except (_files.FileError, _connectivity.PinFileError) as exc:
-        module.fail_json(msg="receipt_signer_pin_file %s: %s" % (path, to_native(exc)))
-    except UnicodeDecodeError:
-        module.fail_json(msg="receipt_signer_pin_file %s is not a text file. Fix: point the option at the "
-                             "pin file this module writes, or at a path where none exists yet." % path)
-    return None, {}  # not reached
-
-
-def _signer_policy(module, url, pins):
-    params = module.params
-    subject = fingerprint = None
-    if params["receipt_signer_subject"]:
-        subject = _as4.parse_name(params["receipt_signer_subject"])
-        if subject is None:
-            module.fail_json(msg="receipt_signer_subject %r is not an RFC 4514 name. Fix: write it like "
-                                 "CN=SKAT OIO Gateway Test,O=Skatteforvaltningen,C=DK."
-                                 % params["receipt_signer_subject"])
-    if params["receipt_signer_fingerprint"]:
+        return None
+    if candidate:
+        content = _gateway_probe.add_pin(pin_text, candidate["url"], candidate["fingerprint_sha256"],
+                                         candidate["subject"])
         try:
-            fingerprint = _as4.parse_fingerprint(params["receipt_signer_fingerprint"])
-        except ValueError as exc:
-            module.fail_json(msg="receipt_signer_fingerprint: %s. Fix: give the SHA-256 fingerprint of the "
-                                 "gateway's signing certificate (openssl x509 -noout -fingerprint -sha256)." % exc)
-    return _as4.SignerPolicy(_receipt_signers(module), subject=subject, fingerprint=fingerprint,
-                             pinned=pins.get(url))
-
-
-def _layers(module):
-    layers = module.params["layers"]
-    if not layers:
-        module.fail_json(msg="layers is empty. Fix: name at least one of %s."
-                             % ", ".join(_connectivity.LAYERS))
-    if module.params["probe"] == "pull" and module.check_mode:
-        # A pull can take a waiting message: in check mode stop before anything is sent.
-        deepest = max(_connectivity.LAYERS.index(name) for name in layers)
-        if deepest > _connectivity.LAYERS.index("client_certificate"):
-            module.warn("check mode: the pull is not sent (it could take a waiting message); the layers "
-                        "authentication and as4 are skipped")
-            return [name for name in layers if _connectivity.LAYERS.index(name) <= 3] or ["client_certificate"]
-    return layers
-
-
-def _check_params(module):
-    params = module.params
-    if params["probe"] == "pull" and not params["allow_dequeue"]:
-        module.fail_json(
-            msg="probe=pull would take a message waiting on MPC %s (an ebMS3 PullRequest cannot peek), "
-                "so nothing was sent. Fix: use probe=notification (read-only, the default), or set "
-                "allow_dequeue: true if %s is a dedicated test MPC or you accept that a waiting message is "
-                "taken from the gateway." % (params["mpc"] or _as4.DEFAULT_MPC, params["mpc"] or "the MPC"))
-    if params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a positive number of seconds. Fix: set timeout >= 1.")
-    if params["notification_window_minutes"] < 1:
-        module.fail_json(msg="notification_window_minutes must be 1 or more. Fix: set a window of at least "
-                             "1 minute (the reference client's example uses 5).")
-
-
-def _store_pin(module, pin_text, candidate):
-    """Write the first-use pin through the collection's one file writer; (written, fingerprint)."""
-    path = module.params["receipt_signer_pin_file"]
-    content = _connectivity.add_pin(pin_text, candidate["url"], candidate["fingerprint_sha256"],
-                                    candidate["subject"])
-    try:
-        _files.write_file(module, path, content.encode("utf-8"), mode=0o600)
-    except _files.FileError as exc:
-        module.fail_json(msg="receipt_signer_pin_file %s: %s" % (path, to_native(exc)))
-    return True
+            _files.write_file(module, path, content.encode("utf-8"), mode=0o600)
+        except _files.FileError as exc:
+            raise _gateway_probe.PinFileError("receipt_signer_pin_file %s: %s" % (path, exc)) from None
+    pinned = pins.get(url)
+    return {"path": path, "written": bool(candidate),
+            "fingerprint_sha256": candidate["fingerprint_sha256"] if candidate else
+            (pinned.hex() if pinned is not None else None)}
 
 
 def main():
-    module = _module.DmsModule(groups=[_opt_certificate.CERTIFICATE_SOURCE], **_argument_spec())
+    module = _module.DmsModule(OPTIONS, groups=GROUPS, required_by=REQUIRED_BY)
     _deps.require(module, "cryptography", "requests", "lxml", "signxml")
     params = module.params
-    _check_params(module)
     with module.failing_on_errors():
+        _gateway_probe.check_options(params)
+        connection = _opt_connection.Connection.from_params(params)
         bundle = _opt_certificate.read_certificate(module, require_key=True)
-    url = _client_cert.base_url(module, "url", _connectivity.DEFAULT_URLS)
-    pin_text, pins = _read_pins(module)
-    try:
-        settings = _connectivity.Settings(
-            url=url, gateway_user=params["gateway_user"], gateway_password=params["gateway_password"],
-            certificate=bundle.certificate, private_key=bundle.private_key, chain=bundle.chain,
-            ca_path=params["ca_path"], validate_certs=params["validate_certs"],
-            tls_client_certificate=params["tls_client_certificate"], timeout=params["timeout"],
-            retries=params["retries"], probe=params["probe"], mpc=params["mpc"],
-            signer_policy=_signer_policy(module, url, pins), from_party=params["from_party"],
-            to_party=params["to_party"], from_party_type=params["from_party_type"],
-            to_party_type=params["to_party_type"], key_reference=params["key_reference"],
-            layers=_layers(module), notification_service=params["notification_service"],
-            notification_window_minutes=params["notification_window_minutes"],
-            pin_file=params["receipt_signer_pin_file"])
-        report = _connectivity.run_checks(settings)
-    except (ValueError, _as4.As4Error) as exc:
-        module.fail_json(msg="%s" % to_native(exc))
-    for warning in report["warnings"]:
-        module.warn(warning)
-    pin = None
-    if params["receipt_signer_pin_file"]:
-        candidate = report["pin"]
-        written = _store_pin(module, pin_text, candidate) if candidate else False
-        pinned = pins.get(url)
-        pin = {"path": params["receipt_signer_pin_file"], "written": written,
-               "fingerprint_sha256": candidate["fingerprint_sha256"] if candidate else
-               (pinned.hex() if pinned is not None else None)}
-    result = dict(changed=bool(pin and pin["written"]), gateway_user=params["gateway_user"],
-                  probe=params["probe"], ok=report["ok"], result=report["result"],
-                  failed_layer=report["failed_layer"], layers=report["layers"], ebms_error=report["ebms_error"],
-                  message_id=report["message_id"], answer=report["answer"], endpoint=report["endpoint"],
-                  answer_signature=report["answer_signature"], notification=report["notification"], pin=pin)
+        url = _opt_connection.resolve_url(params["url"], params["environment"], _gateway_probe.DEFAULT_URLS)
+        pin_text, pins = _gateway_probe.read_pins(params["receipt_signer_pin_file"])
+        layers, warning = _gateway_probe.layers_to_run(params, module.check_mode)
+        probe = _gateway_probe.probe_from_params(params, url, layers, pins)
+        report = _connectivity.run_checks(bundle, connection, probe)
+        pin = _pin(module, pin_text, pins, url, report["pin"])
+    for text in ([warning] if warning else []) + report["warnings"]:
+        module.warn(text)
+    result = dict(changed=bool(pin and pin["written"]), gateway_user=params["gateway_user"], probe=params["probe"],
+                  pin=pin, **{key: report[key] for key in _connectivity.RESULT_KEYS})
     if not report["ok"] and params["fail_on_error"]:
-        failed = [layer for layer in report["layers"] if layer["status"] == "fail"][0]
-        module.fail_json(msg="Gateway connection test failed at layer %s (%s): %s Fix: %s"
-                             % (failed["name"], report["result"], failed["detail"], failed["hint"]),
-                         **result)
+        module.fail_json(msg=_connectivity.failure_message(report), **result)
     module.exit_json(**result)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Fail if the -vvvv log of the target holds a secret: the gateway password, the portal password, the
-PKCS#12 passphrase or any line of the private keys used to sign."""
+certificate passphrase or any line of the private keys used to sign."""
 
 import json
 import os

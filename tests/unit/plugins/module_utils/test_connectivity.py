@@ -20,7 +20,10 @@ import pytest
 
 from lxml import etree
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _connectivity
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _connectivity, _gateway_probe, _oces
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError
+from ansible_collections.dkcustoms.dms.plugins.module_utils._gateway_probe import Probe
+from ansible_collections.dkcustoms.dms.plugins.module_utils._opt_connection import Connection
 
 sys.path.insert(0, os.path.dirname(__file__))
 import _as4_fakes as fakes  # noqa: E402  pylint: disable=wrong-import-position
@@ -122,15 +125,23 @@ def gateway(pki):
         server.server_close()
 
 
-def _settings(pki, server=None, port=None, host="localhost", **kwargs):
+_CONNECTION = ("ca_path", "validate_certs", "timeout", "retries")
+
+
+def _settings(pki, server=None, port=None, host="localhost", certificate=None, private_key=None, **kwargs):
+    """(certificate bundle, connection, probe): run_checks' arguments, as gateway_connectivity builds them."""
     items = pki["items"]
     port = port or server.server_address[1]
+    bundle = _oces.Bundle(certificate or items["client"].cert, private_key or items["client"].key, [])
+    connection = dict(environment="test", ca_path=pki["paths"]["server_ca"][0], validate_certs=True, timeout=5,
+                      retries=2)
+    connection.update((key, kwargs.pop(key)) for key in _CONNECTION if key in kwargs)
     values = dict(url="https://%s:%d" % (host, port), gateway_user=USER, gateway_password=PASSWORD,
-                  certificate=items["client"].cert, private_key=items["client"].key,
-                  ca_path=pki["paths"]["server_ca"][0], timeout=5,
                   signer_policy=_as4.SignerPolicy([items["gateway"].cert]))
+    if "probe" in kwargs:
+        kwargs["kind"] = kwargs.pop("probe")
     values.update(kwargs)
-    return _connectivity.Settings(**values)
+    return bundle, Connection.from_params(connection), Probe(**values)
 
 
 def _statuses(report):
@@ -143,9 +154,9 @@ def _failed(report):
 
 def test_success_every_layer(pki, gateway):
     server = gateway()
-    report = _connectivity.run_checks(_settings(pki, server))
+    report = _connectivity.run_checks(*_settings(pki, server))
     assert report["ok"] and report["result"] == "SUCCESS" and report["failed_layer"] is None
-    assert [layer["name"] for layer in report["layers"]] == list(_connectivity.LAYERS)
+    assert [layer["name"] for layer in report["layers"]] == list(_gateway_probe.LAYERS)
     assert _statuses(report) == ["pass"] * 6
     assert all(layer["hint"] is None and isinstance(layer["duration_ms"], int) for layer in report["layers"])
     assert report["answer"]["kind"] == "response" and report["answer_signature"] == "verified"
@@ -166,7 +177,7 @@ def test_captured_default_probe_request_is_the_reference_layout_and_xmlsec1_acce
     message is DMS.Import (type string) / Notification with submitterId = the certificate's CVR and both
     dates."""
     server = gateway()
-    report = _connectivity.run_checks(_settings(pki, server))
+    report = _connectivity.run_checks(*_settings(pki, server))
     assert report["ok"], report
     captured = server.requests[0]
     doc = etree.fromstring(captured)
@@ -191,19 +202,19 @@ def test_captured_default_probe_request_is_the_reference_layout_and_xmlsec1_acce
 def test_certificate_without_a_cvr_is_refused_before_anything_is_sent(pki, gateway):
     server = gateway()
     items = pki["items"]
-    with pytest.raises(ValueError, match="carries no CVR"):
-        _connectivity.run_checks(_settings(pki, server, certificate=items["no_cvr"].cert,
-                                           private_key=items["no_cvr"].key))
+    with pytest.raises(DmsError, match="carries no CVR"):
+        _connectivity.run_checks(*_settings(pki, server, certificate=items["no_cvr"].cert,
+                                            private_key=items["no_cvr"].key))
     assert server.requests == []
-    report = _connectivity.run_checks(_settings(pki, server, probe="ping", certificate=items["no_cvr"].cert,
-                                                private_key=items["no_cvr"].key,
-                                                signer_policy=_as4.SignerPolicy()))
+    report = _connectivity.run_checks(*_settings(pki, server, probe="ping", certificate=items["no_cvr"].cert,
+                                                 private_key=items["no_cvr"].key,
+                                                 signer_policy=_as4.SignerPolicy()))
     assert report["layers"][-2]["status"] == "pass"  # the ping needs no CVR
 
 
 def test_answer_without_a_trusted_signer_passes_with_a_warning(pki, gateway):
     """Issue 10 #5: no receipt_signer - the success stands, never called verified."""
-    report = _connectivity.run_checks(_settings(pki, gateway(), signer_policy=_as4.SignerPolicy()))
+    report = _connectivity.run_checks(*_settings(pki, gateway(), signer_policy=_as4.SignerPolicy()))
     assert report["result"] == "SUCCESS" and report["answer_signature"] == "not_checked"
     assert any("origin is unproven" in warning for warning in report["warnings"])
     assert "answer signature not checked" in report["layers"][-1]["detail"]
@@ -211,22 +222,22 @@ def test_answer_without_a_trusted_signer_passes_with_a_warning(pki, gateway):
 
 def test_pin_is_offered_after_a_success_over_verified_tls_only(pki, gateway):
     server = gateway()
-    report = _connectivity.run_checks(_settings(pki, server, signer_policy=_as4.SignerPolicy(), pin_file="/x"))
+    report = _connectivity.run_checks(*_settings(pki, server, signer_policy=_as4.SignerPolicy(), pin_file="/x"))
     fingerprint = pki["items"]["gateway"].cert.fingerprint(_as4.hashes.SHA256()).hex()
     assert report["pin"] == {"url": "https://localhost:%d" % server.server_address[1],
                              "fingerprint_sha256": fingerprint, "subject": "CN=SKAT OIO Gateway Test"}
-    unverified = _connectivity.run_checks(_settings(pki, server, signer_policy=_as4.SignerPolicy(), pin_file="/x",
-                                                    validate_certs=False))
+    unverified = _connectivity.run_checks(*_settings(pki, server, signer_policy=_as4.SignerPolicy(), pin_file="/x",
+                                                     validate_certs=False))
     assert unverified["pin"] is None and any("not pinned" in w for w in unverified["warnings"])
 
 
 def test_pinned_signer_refuses_a_changed_gateway_certificate(pki, gateway):
     pinned = pki["items"]["gateway"].cert.fingerprint(_as4.hashes.SHA256())
     policy = _as4.SignerPolicy(pinned=pinned)
-    same = _connectivity.run_checks(_settings(pki, gateway(), signer_policy=policy, pin_file="/etc/pins"))
+    same = _connectivity.run_checks(*_settings(pki, gateway(), signer_policy=policy, pin_file="/etc/pins"))
     assert same["result"] == "SUCCESS" and same["answer_signature"] == "verified" and same["pin"] is None
-    changed = _connectivity.run_checks(_settings(pki, gateway(script=[notification_answer(pki, "new_gateway")]),
-                                                 signer_policy=policy, pin_file="/etc/pins"))
+    changed = _connectivity.run_checks(*_settings(pki, gateway(script=[notification_answer(pki, "new_gateway")]),
+                                                  signer_policy=policy, pin_file="/etc/pins"))
     assert (changed["result"], changed["failed_layer"], changed["answer_signature"]) == (
         "INVALID_SIGNAL", "as4", "invalid")
     failed = _failed(changed)
@@ -235,20 +246,20 @@ def test_pinned_signer_refuses_a_changed_gateway_certificate(pki, gateway):
 
 
 def test_pin_file_text():
-    text = _connectivity.add_pin(None, "https://gw.example:6384/", "AB" * 32, "CN=Gateway,\nO=x")
+    text = _gateway_probe.add_pin(None, "https://gw.example:6384/", "AB" * 32, "CN=Gateway,\nO=x")
     assert text.startswith("# Gateway answer signers") and "\n# CN=Gateway, O=x\n" in text
-    assert _connectivity.parse_pins(text) == {"https://gw.example:6384": bytes.fromhex("ab" * 32)}
-    more = _connectivity.add_pin(text, "https://other:1", "cd" * 32, "CN=Other")
-    assert set(_connectivity.parse_pins(more)) == {"https://gw.example:6384", "https://other:1"}
-    with pytest.raises(_connectivity.PinFileError, match="line 2"):
-        _connectivity.parse_pins("# ok\nhttps://x sha1:abcd\n")
+    assert _gateway_probe.parse_pins(text) == {"https://gw.example:6384": bytes.fromhex("ab" * 32)}
+    more = _gateway_probe.add_pin(text, "https://other:1", "cd" * 32, "CN=Other")
+    assert set(_gateway_probe.parse_pins(more)) == {"https://gw.example:6384", "https://other:1"}
+    with pytest.raises(_gateway_probe.PinFileError, match="line 2"):
+        _gateway_probe.parse_pins("# ok\nhttps://x sha1:abcd\n")
 
 
 def test_dns_failure(pki, monkeypatch):
     def fail(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     monkeypatch.setattr(_connectivity.socket, "getaddrinfo", fail)
-    report = _connectivity.run_checks(_settings(pki, port=6384, host="gateway.invalid"))
+    report = _connectivity.run_checks(*_settings(pki, port=6384, host="gateway.invalid"))
     assert (report["result"], report["failed_layer"]) == ("DNS_ERROR", "dns")
     assert _statuses(report) == ["fail"] + ["skipped"] * 5
     assert "getent hosts gateway.invalid" in _failed(report)["hint"]
@@ -259,7 +270,7 @@ def test_closed_port(pki):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    report = _connectivity.run_checks(_settings(pki, port=port, host="127.0.0.1"))
+    report = _connectivity.run_checks(*_settings(pki, port=port, host="127.0.0.1"))
     assert (report["result"], report["failed_layer"]) == ("CONNECT_ERROR", "tcp")
     assert "refused" in _failed(report)["detail"] and "port" in _failed(report)["hint"]
 
@@ -271,7 +282,7 @@ def test_closed_port(pki):
 ])
 def test_tls_failures(pki, gateway, cert, words):
     server = gateway(cert=cert)
-    report = _connectivity.run_checks(_settings(pki, server))
+    report = _connectivity.run_checks(*_settings(pki, server))
     assert (report["result"], report["failed_layer"]) == ("TLS_ERROR", "tls")
     assert words in _failed(report)["detail"]
     assert _statuses(report) == ["pass", "pass", "fail", "skipped", "skipped", "skipped"]
@@ -279,27 +290,27 @@ def test_tls_failures(pki, gateway, cert, words):
 
 
 def test_certificate_expiring_soon_warns(pki, gateway):
-    report = _connectivity.run_checks(_settings(pki, gateway(cert="expiring"), layers=["tls"]))
+    report = _connectivity.run_checks(*_settings(pki, gateway(cert="expiring"), layers=["tls"]))
     assert report["ok"] and "expires in" in report["warnings"][0]
     assert _statuses(report) == ["pass", "pass", "pass", "skipped", "skipped", "skipped"]
 
 
 def test_client_certificate_required_none_sent(pki, gateway):
-    report = _connectivity.run_checks(_settings(pki, gateway(client_ca="other_client_ca")))
+    report = _connectivity.run_checks(*_settings(pki, gateway(client_ca="other_client_ca")))
     assert (report["result"], report["failed_layer"]) == ("CLIENT_CERT_REJECTED", "client_certificate")
     assert "tls_client_certificate: true" in _failed(report)["hint"]
 
 
 def test_client_certificate_from_a_ca_the_server_does_not_trust(pki, gateway):
-    report = _connectivity.run_checks(_settings(pki, gateway(client_ca="other_client_ca"),
-                                                tls_client_certificate=True))
+    report = _connectivity.run_checks(*_settings(pki, gateway(client_ca="other_client_ca"),
+                                                 tls_client_certificate=True))
     assert (report["result"], report["failed_layer"]) == ("CLIENT_CERT_REJECTED", "client_certificate")
     assert "does not trust the CA" in _failed(report)["detail"]
 
 
 def test_client_certificate_accepted_in_tls(pki, gateway):
     server = gateway(client_ca="client_ca")
-    report = _connectivity.run_checks(_settings(pki, server, tls_client_certificate=True))
+    report = _connectivity.run_checks(*_settings(pki, server, tls_client_certificate=True))
     assert report["result"] == "SUCCESS"
     assert "presented and accepted" in report["layers"][3]["detail"]
 
@@ -308,7 +319,7 @@ def test_gateway_refusing_the_message_by_http_403(pki, gateway):
     server = gateway(script=[lambda body: (403, b"client certificate refused")])
     server.get_status = 403
     for presented in (False, True):
-        report = _connectivity.run_checks(_settings(pki, server, tls_client_certificate=presented))
+        report = _connectivity.run_checks(*_settings(pki, server, tls_client_certificate=presented))
         assert (report["result"], report["failed_layer"]) == ("CLIENT_CERT_REJECTED", "client_certificate")
         failed = _failed(report)
         assert "message was refused with HTTP 403" in failed["detail"]
@@ -320,10 +331,10 @@ def test_http_403_to_the_get_probe_alone_is_not_a_certificate_refusal(pki, gatew
     """A gateway (or a proxy) may refuse GET for reasons of its own; the message then succeeds."""
     server = gateway()
     server.get_status = 403
-    report = _connectivity.run_checks(_settings(pki, server))
+    report = _connectivity.run_checks(*_settings(pki, server))
     assert report["result"] == "SUCCESS", _failed(report)
     assert "GET probe was answered HTTP 403" in report["layers"][3]["detail"]
-    unsent = _connectivity.run_checks(_settings(pki, server, layers=["client_certificate"]))
+    unsent = _connectivity.run_checks(*_settings(pki, server, layers=["client_certificate"]))
     assert unsent["layers"][3]["status"] == "pass" and "not judged further" in unsent["layers"][3]["detail"]
     assert len(server.requests) == 1
 
@@ -354,11 +365,11 @@ def _error(code, short, detail, status=500):
     (lambda body: (200, b"<!DOCTYPE html><html><body>proxy</body></html>"), "NO_SIGNAL", "as4", "not an AS4"),
 ])
 def test_gateway_answers(pki, gateway, script, result, layer, words):
-    report = _connectivity.run_checks(_settings(pki, gateway(script=[script])))
+    report = _connectivity.run_checks(*_settings(pki, gateway(script=[script])))
     assert (report["result"], report["failed_layer"]) == (result, layer)
     failed = _failed(report)
     assert words in failed["detail"] and len(failed["hint"]) > 40
-    index = list(_connectivity.LAYERS).index(layer)
+    index = list(_gateway_probe.LAYERS).index(layer)
     assert _statuses(report)[:index] == ["pass"] * index
     assert _statuses(report)[index + 1:] == ["skipped"] * (5 - index)
 
@@ -371,8 +382,8 @@ def test_gateway_answers(pki, gateway, script, result, layer, words):
 ])
 def test_authentication_hint_does_not_depend_on_the_gateways_wording(pki, gateway, detail):
     """One hint names every cause (password, registration still running, clock), whatever the words."""
-    report = _connectivity.run_checks(_settings(pki, gateway(script=[_error("EBMS:0101", "FailedAuthentication",
-                                                                            detail)])))
+    report = _connectivity.run_checks(*_settings(pki, gateway(script=[_error("EBMS:0101", "FailedAuthentication",
+                                                                             detail)])))
     assert report["failed_layer"] == "authentication"
     hint = _failed(report)["hint"]
     assert hint == _connectivity._AUTH_HINT  # pylint: disable=protected-access
@@ -382,7 +393,7 @@ def test_authentication_hint_does_not_depend_on_the_gateways_wording(pki, gatewa
 
 def test_token_in_the_wrong_header_fails_at_authentication_with_a_hint_naming_the_header(pki, gateway):
     script = _error("EBMS:0103", "PolicyNoncompliance", "whatever the gateway says about it")
-    report = _connectivity.run_checks(_settings(pki, gateway(script=[script])))
+    report = _connectivity.run_checks(*_settings(pki, gateway(script=[script])))
     assert (report["result"], report["failed_layer"]) == ("AUTH_FAILED", "authentication")
     assert 'wsse:Security header with S12:role="ebms"' in _failed(report)["hint"]
 
@@ -401,7 +412,7 @@ def test_invalid_receipts_name_the_check_that_refused_them(pki, gateway):
          "neither receipt_signer nor issued by it"),
     )
     for script, signature, words in cases:
-        report = _connectivity.run_checks(_settings(pki, gateway(script=[script]), probe="ping"))
+        report = _connectivity.run_checks(*_settings(pki, gateway(script=[script]), probe="ping"))
         assert (report["result"], report["failed_layer"]) == ("INVALID_SIGNAL", "as4")
         assert report["answer_signature"] == signature, words
         assert any(words in problem for problem in report["answer"]["problems"]), report["answer"]["problems"]
@@ -410,7 +421,7 @@ def test_invalid_receipts_name_the_check_that_refused_them(pki, gateway):
 
 def test_transient_failure_is_retried_with_a_new_message(pki, gateway):
     server = gateway(script=[lambda body: (503, b"busy"), notification_answer(pki)])
-    report = _connectivity.run_checks(_settings(pki, server, retries=1))
+    report = _connectivity.run_checks(*_settings(pki, server, retries=1))
     assert report["result"] == "SUCCESS"
     first, second = (fakes.request_info(body)[0] for body in server.requests)
     assert first != second and report["message_id"] == second
@@ -418,14 +429,14 @@ def test_transient_failure_is_retried_with_a_new_message(pki, gateway):
 
 def test_layers_stop_early(pki, gateway):
     server = gateway()
-    report = _connectivity.run_checks(_settings(pki, server, layers=["dns", "tcp"]))
+    report = _connectivity.run_checks(*_settings(pki, server, layers=["dns", "tcp"]))
     assert report["ok"] and _statuses(report) == ["pass", "pass"] + ["skipped"] * 4
     assert server.requests == [] and report["message_id"] is None
 
 
 def test_url_must_be_https(pki):
-    with pytest.raises(ValueError):
-        _connectivity.run_checks(_settings(pki, port=80, host="localhost", url="http://localhost:80"))
+    with pytest.raises(DmsError, match="https://"):
+        _connectivity.run_checks(*_settings(pki, port=80, host="localhost", url="http://localhost:80"))
 
 
 @pytest.mark.parametrize("detail,signer", [
