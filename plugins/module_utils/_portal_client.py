@@ -16,7 +16,8 @@ registration state, a gateway user and password that are text): an answer that f
 something else must not lead to a logon, a "registered" result or a credentials file full of nulls).
 
 ``check_base_url(url)`` raises ``PortalError`` (``code="invalid_portal_url"``) unless ``url`` is an
-``https://`` URL; ``PortalClient`` calls it too.
+``https://`` URL; ``PortalClient`` calls it too.  ``base_url_for(portal_url, environment, profile)``: the
+URL a task names, or the profile's for the environment, checked.
 
 ``PortalClient(session, base_url, profile=None)`` wraps an ``_http.DmsSession`` that presents the
 OCES3 certificate; ``profile`` is a ``_portal_profile.Profile`` (default: the built-in one).  Each
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import (
     _gateway_credentials, _http, _identity, _portal_profile)
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError
 
 ACCOUNT_STATES = _portal_profile.ACCOUNT_STATES
 REGISTRATION_STATES = _portal_profile.REGISTRATION_STATES
@@ -66,13 +68,16 @@ FIX_ANSWER = ("check that portal_url is the certificate portal and that the port
               "API (docs/portal-api.md)")
 
 
-class PortalError(Exception):
-    """A portal call failed.  ``code`` is what the refusal means (``_portal_profile.ERROR_MEANINGS``
-    where the profile maps it, else the portal's own code or the HTTP error kind); ``body`` holds what
-    the profile read from the error answer (``attempts_remaining``, ``registration_status``)."""
+class PortalError(DmsError):
+    """A portal call failed.  ``code`` (also the ``reason``) is what the refusal means
+    (``_portal_profile.ERROR_MEANINGS`` where the profile maps it, else the portal's own code or the HTTP
+    error kind); ``body`` holds what the profile read from the error answer (``attempts_remaining``,
+    ``registration_status``)."""
+
+    reason = "portal_error"
 
     def __init__(self, message, code=None, status=None, body=None):
-        super().__init__(message)
+        super().__init__(message, reason=code)
         self.code = code
         self.status = status
         self.body = body or {}
@@ -146,6 +151,16 @@ def check_base_url(url):
                           "the portal_url of its sandbox.json)." % _http.origin(url),
                           code="invalid_portal_url")
     return url.rstrip("/")
+
+
+def base_url_for(portal_url, environment, profile):
+    """``portal_url``, or the profile's base URL for ``environment``; https only (checked before anything
+    is sent: the logon carries the portal password)."""
+    if not portal_url and environment not in profile.base_urls:
+        raise PortalError("The portal API profile %s names no base URL for environment %s. Fix: set portal_url, "
+                          "or add base_urls.%s to the profile." % (profile.name, environment, environment),
+                          code="invalid_portal_url")
+    return check_base_url(portal_url or profile.base_urls[environment])
 
 
 def _invalid(what, expected):

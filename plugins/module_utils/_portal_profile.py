@@ -18,7 +18,7 @@ This file and the profile are the ONLY places that know the portal's URLs, paths
     request is made: every call present and known, every expression compiled, every placeholder a
     parameter of its call, the session type known.  Raises ``ProfileError`` naming each problem by
     its place (``calls.overview.answer.registration_status``), with the fix.
-``default_profile()`` -> the built-in ``Profile``.
+``default_profile()`` -> the built-in ``Profile``; ``select(path, content)`` -> the one a task names, or it.
 ``Profile.request(call, **params)`` -> ``Request(method, path, body)`` (templates filled in).
 ``Profile.read_answer(call, document)`` -> dict of the collection's field names, values checked
     (type, and state names mapped to ``ACCOUNT_STATES`` / ``REGISTRATION_STATES``); raises
@@ -39,11 +39,8 @@ from urllib.parse import quote
 try:
     import jmespath
     from jmespath.exceptions import JMESPathError
-    HAS_JMESPATH = True
-    JMESPATH_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - reported by the module with missing_required_lib
-    HAS_JMESPATH = False
-    JMESPATH_IMPORT_ERROR = _exc
+except ImportError:  # pragma: no cover - the module reports it first (_deps.require)
+    jmespath = None
     JMESPathError = ValueError
 
 try:
@@ -55,6 +52,7 @@ except ImportError:  # pragma: no cover - a profile file is then read as JSON
     YAMLError = ValueError
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile_default
+from ansible_collections.dkcustoms.dms.plugins.module_utils._errors import DmsError
 
 FORMAT = 1
 ENVIRONMENTS = ("test", "production")
@@ -132,8 +130,10 @@ FIX_PROFILE = ("correct the portal API profile (docs/portal-api.md says how each
                "leave portal_api_profile unset for the built-in one.")
 
 
-class ProfileError(ValueError):
+class ProfileError(DmsError, ValueError):
     """A profile that cannot be used; the message lists every problem by its place, then the fix."""
+
+    reason = "invalid_profile"
 
 
 class AnswerError(ValueError):
@@ -153,9 +153,19 @@ def default_profile():
     return load(content=_portal_profile_default.PROFILE, source="built-in profile")
 
 
+def select(path=None, content=None):
+    """The profile a task names (``path``: portal_api_profile, ``content``: portal_api_profile_content),
+    else the built-in one; validated (a mistake fails the task here, before any request)."""
+    if path:
+        return load(path=path)
+    if content is not None:
+        return load(content=content, source="given in portal_api_profile_content")
+    return default_profile()
+
+
 def load(path=None, content=None, source=None):
     """Read and validate a profile from ``path`` (a YAML or JSON file) or ``content`` (a dict)."""
-    if not HAS_JMESPATH:
+    if jmespath is None:
         raise ProfileError("The portal API profile needs the Python library jmespath. Fix: install "
                            "jmespath on the host the module runs on.")
     if path is not None:
@@ -287,17 +297,20 @@ class _Validator:
         self._known_keys("session", session, ("type", "cookie", "csrf"))
         csrf = self._mapping("session.csrf", session.get("csrf"), required=False)
         spec = SessionSpec(kind, cookie=self._text("session.cookie", session.get("cookie")))
-        if csrf:
-            self._known_keys("session.csrf", csrf, ("header", "cookie", "answer"))
-            spec.csrf_header = self._text("session.csrf.header", csrf.get("header"))
-            if ("cookie" in csrf) == ("answer" in csrf):
-                self.problem("session.csrf", "give exactly one of cookie (the cookie that carries the CSRF "
-                                             "token) or answer (its jmespath expression on the logon answer)")
-            elif "cookie" in csrf:
-                spec.csrf_cookie = self._text("session.csrf.cookie", csrf.get("cookie"))
-            else:
-                spec.csrf_answer = self._field("session.csrf.answer", csrf.get("answer"), "text")
-        return spec
+        return spec._replace(**self._csrf(csrf)) if csrf else spec
+
+    def _csrf(self, csrf):
+        """The CSRF parts of a cookie session: the header, and the cookie or logon-answer field of the token."""
+        self._known_keys("session.csrf", csrf, ("header", "cookie", "answer"))
+        parts = {"csrf_header": self._text("session.csrf.header", csrf.get("header"))}
+        if ("cookie" in csrf) == ("answer" in csrf):
+            self.problem("session.csrf", "give exactly one of cookie (the cookie that carries the CSRF "
+                                         "token) or answer (its jmespath expression on the logon answer)")
+        elif "cookie" in csrf:
+            parts["csrf_cookie"] = self._text("session.csrf.cookie", csrf.get("cookie"))
+        else:
+            parts["csrf_answer"] = self._field("session.csrf.answer", csrf.get("answer"), "text")
+        return parts
 
     def _errors(self, value):
         errors = self._mapping("errors", value)
@@ -406,27 +419,25 @@ def _type_name(value):
 
 
 # -- the session -------------------------------------------------------------------------------------
-class SessionSpec:
+_SESSION_PARTS = ("kind", "token_field", "header", "scheme", "cookie", "csrf_header", "csrf_cookie", "csrf_answer")
+
+
+class SessionSpec(namedtuple("SessionSpec", _SESSION_PARTS)):
     """How the portal keeps a session: ``bearer`` (a token from the logon answer, sent in a header)
     or ``cookie`` (a cookie the logon sets; state-changing calls may need a CSRF header)."""
 
-    def __init__(self, kind, token=None, header=None, scheme=None, cookie=None):
-        self.kind = kind
-        self._token = token
-        self.header = header
-        self.scheme = scheme
-        self.cookie = cookie
-        self.csrf_header = None
-        self.csrf_cookie = None
-        self.csrf_answer = None
+    __slots__ = ()
+
+    def __new__(cls, kind, token=None, header=None, scheme=None, cookie=None):
+        return super().__new__(cls, kind, token, header, scheme, cookie, None, None, None)
 
     @property
     def token_expression(self):
-        return self._token.text if self._token else None
+        return self.token_field.text if self.token_field else None
 
     def token(self, answer):
         """The bearer token in a logon answer (None when it has none)."""
-        return _search(self._token, answer) if self._token else None
+        return _search(self.token_field, answer) if self.token_field else None
 
     def csrf_from_answer(self, answer):
         return _search(self.csrf_answer, answer) if self.csrf_answer else None

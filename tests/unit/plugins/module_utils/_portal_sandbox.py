@@ -51,6 +51,16 @@ def stop(command, state):
     subprocess.run([command, "stop", "--state", state], check=False, stdout=subprocess.DEVNULL)
 
 
+def serve(command, tmp_path_factory, pki_directory, shape, *flags):
+    """The body of a sandbox fixture: a sandbox in ``shape`` while the tests run (its sandbox.json, with
+    ``profile``: the profile that fits it)."""
+    state = str(tmp_path_factory.mktemp("sandbox-%s" % shape))
+    info = start(command, state, pki_directory, shape, *flags)
+    info["profile"] = profile_for(shape)
+    yield info
+    stop(command, state)
+
+
 def profile_for(shape):
     """The portal API profile for a sandbox shape."""
     if shape == "default":

@@ -27,27 +27,10 @@ FAULT_SCRIPT = ["rate_limit", "error", "drop", "rate_limit", "error"]
 RETRY_AFTER_S = 30  # longer than any backoff (RetryPolicy caps those at 10 s): a delay of 30 s comes from Retry-After
 
 
-@pytest.fixture(scope="module")
-def pki_dir(require_tool):
-    """The test PKI; tests that use it (or the sandbox) need the dms-sandbox command (pip install -e sandbox)."""
-    require_tool("dms-sandbox")
-    return shapes.pki_dir()
-
-
-@pytest.fixture(scope="module")
-def pki(pki_dir):
-    return shapes.load_pki(pki_dir)
-
-
 @pytest.fixture(scope="module", params=shapes.SHAPES)
 def sandbox(request, tmp_path_factory, pki_dir, require_tool):
     """A sandbox per API shape; ``info["profile"]`` is the profile that fits it."""
-    command = require_tool("dms-sandbox")
-    state = str(tmp_path_factory.mktemp("sandbox-%s" % request.param))
-    info = shapes.start(command, state, pki_dir, request.param, "--registration-delay", "1")
-    info["profile"] = shapes.profile_for(request.param)
-    yield info
-    shapes.stop(command, state)
+    yield from shapes.serve(require_tool("dms-sandbox"), tmp_path_factory, pki_dir, request.param, "--registration-delay", "1")
 
 
 def _client(sandbox, pki, entity, base_url=None, profile=None, **kwargs):

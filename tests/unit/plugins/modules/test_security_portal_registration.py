@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import stat
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +18,7 @@ import time
 
 import pytest
 
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_logon as logon
 from ansible_collections.dkcustoms.dms.plugins.modules import portal_registration as module_code
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
@@ -35,17 +35,6 @@ PASSWORD = "Portal-Password-Secret-77"
 GATEWAY_PASSWORD = "Gateway-Password-Secret-88"
 BASE = "/PortalCertApp"
 GOOD_FILE = b'{\n    "gateway_password": "old-but-good-password",\n    "gateway_user": "CVR_1_UI_x"\n}'
-
-
-@pytest.fixture(scope="module")
-def pki():
-    directory = os.environ.get("DMS_PKI_DIR")
-    if not directory:
-        directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
-        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory,
-                        "--foces", "6", "--broken"], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(directory, "pki.json"), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def portal_routes(entity, **overrides):
@@ -172,13 +161,13 @@ def test_unknown_registration_status_fails_and_never_exits_ok(pki, hostile, caps
 # -- 13. the first-logon lock ------------------------------------------------------------------------
 def test_lock_lives_in_a_private_directory(tmp_path):
     folder = tmp_path / "locks"
-    with module_code.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
+    with logon.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
         info = os.lstat(folder)
         assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700
         assert info.st_uid == os.geteuid()
         (lock,) = os.listdir(folder)
         assert stat.S_IMODE(os.stat(folder / lock).st_mode) == 0o600
-    default = module_code.lock_directory()
+    default = logon.lock_directory()
     assert os.path.dirname(default) == tempfile.gettempdir() and default.endswith("-%d" % os.geteuid())
 
 
@@ -187,13 +176,13 @@ def test_lock_never_follows_a_planted_symlink(tmp_path):
     folder.mkdir(mode=0o700)
     victim = tmp_path / "victim"
     digest_path = None
-    with module_code.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
+    with logon.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
         (name,) = os.listdir(folder)
         digest_path = folder / name
     digest_path.unlink()
     digest_path.symlink_to(victim)
-    with pytest.raises(module_code.RegistrationFailed) as refused:
-        with module_code.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
+    with pytest.raises(logon.LogonFailed) as refused:
+        with logon.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
             pass
     assert "symbolic link" in str(refused.value) and not victim.exists()
 
@@ -211,8 +200,8 @@ def test_lock_directory_that_is_not_private_is_refused(tmp_path, problem):
             if os.geteuid() != 0:
                 pytest.skip("needs root to give the directory to another user")
             os.chown(folder, 65534, 65534)
-    with pytest.raises(module_code.RegistrationFailed) as refused:
-        with module_code.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
+    with pytest.raises(logon.LogonFailed) as refused:
+        with logon.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
             pass
     assert "not a private directory" in str(refused.value) and "Fix:" in str(refused.value)
 
@@ -223,7 +212,7 @@ def test_lock_wait_is_bounded(tmp_path):
     release = threading.Event()
 
     def holder():
-        with module_code.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
+        with logon.first_logon_lock("https://portal", "CVR_1_UI_x", directory=str(folder)):
             entered.set()
             release.wait(30)
 
@@ -232,8 +221,8 @@ def test_lock_wait_is_bounded(tmp_path):
     assert entered.wait(10)
     started = time.monotonic()
     try:
-        with pytest.raises(module_code.RegistrationFailed) as timed_out:
-            with module_code.first_logon_lock("https://portal", "CVR_1_UI_x", timeout=1, directory=str(folder)):
+        with pytest.raises(logon.LogonFailed) as timed_out:
+            with logon.first_logon_lock("https://portal", "CVR_1_UI_x", timeout=1, directory=str(folder)):
                 pass
     finally:
         release.set()
@@ -241,10 +230,20 @@ def test_lock_wait_is_bounded(tmp_path):
     assert 1 <= time.monotonic() - started < 5
     assert "held the first-logon lock" in str(timed_out.value) and "Fix:" in str(timed_out.value)
     # Once free, the lock is taken at once.
-    with module_code.first_logon_lock("https://portal", "CVR_1_UI_x", timeout=1, directory=str(folder)):
+    with logon.first_logon_lock("https://portal", "CVR_1_UI_x", timeout=1, directory=str(folder)):
         fd = os.open(str(folder / os.listdir(folder)[0]), os.O_RDWR)
         try:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+
+
+def test_locked_account_fails_naming_the_user_without_a_logon(pki, hostile, capsys):
+    entity = pki["entities"]["foces-01"]
+    server = hostile(portal_routes(entity, **{"/api/whoami": (
+        200, {}, {"user_id": entity["portal_user_id"], "account_state": "locked"})}))
+    result = run_module(capsys, module_args(pki, server.url))
+    assert result["failed"] and result["reason"] == "account_locked"
+    assert result["portal_user_id"] == entity["portal_user_id"] and result["actions"] == []
+    assert "POST %s/api/session" % BASE not in server.paths() and "unlock" in result["msg"]
