@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from dms_sandbox.demo import DEMO_PORTAL_PASSWORD, Fleet, Sandbox, load_pki, make_pki
+from dms_sandbox.fleet import DEMO_PORTAL_PASSWORD, Fleet, Sandbox, load_pki, make_pki
 
 
 @pytest.fixture(scope="session")

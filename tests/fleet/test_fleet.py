@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from dms_sandbox.demo import DEMO_KEYSTORE_PASSPHRASE, DEMO_PORTAL_PASSWORD, DEMO_VAULT_PASSWORD, portal_totals
+from dms_sandbox.fleet import DEMO_KEYSTORE_PASSPHRASE, DEMO_PORTAL_PASSWORD, DEMO_VAULT_PASSWORD, portal_totals
 
 
 def mixed_fleet():
