@@ -75,7 +75,8 @@ report-tests: build pki
 # Execution environment (ansible-builder), module docs (antsibull-docs lint, ansible-doc), missing libraries,
 # and the prerequisites role into a fresh virtual environment (needs the package index; pip's cache is reused).
 ecosystem-tests: build pki
-	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 tests/ecosystem
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 --junitxml=$(REPORTS)/ecosystem.xml tests/ecosystem
+	python .ci/check-skips.py ecosystem-tests $(REPORTS)/ecosystem.xml
 
 # HTML docs (.build/docs-site/build/html): every module, filter and role (antsibull-docs), README, the guides
 # under docs/, the role READMEs and the examples (Markdown through myst-parser). Built offline: no intersphinx
