@@ -214,10 +214,7 @@ class Fleet:
             "vault_portal_password": DEMO_PORTAL_PASSWORD,
         }
         secrets.update(vault_vars)
-        _write_json_as_yaml(vault_file, secrets)
-        subprocess.run([_tool("ansible-vault"), "encrypt", "--vault-password-file", self.vault_password_file,
-                        vault_file], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       env=self.env())
+        _write_vault_file(vault_file, secrets, DEMO_VAULT_PASSWORD)
 
     def _write_ansible_cfg(self):
         with open(os.path.join(self.root, "ansible.cfg"), "w", encoding="utf-8") as handle:
@@ -262,7 +259,9 @@ class Fleet:
                 process.kill()
         seconds = time.monotonic() - started
         output = "".join(lines)
-        return PlaybookRun(process.returncode, parse_recap(output), seconds, output, count_tasks(output), self.hosts)
+        run = PlaybookRun(process.returncode, parse_recap(output), seconds, output, count_tasks(output), self.hosts)
+        _log_timing(self.root, playbook, args, run)
+        return run
 
     def onboard(self, *args, **kwargs):
         return self.run("dkcustoms.dms.onboard", *args, **kwargs)
@@ -294,9 +293,29 @@ class Fleet:
         return result
 
 
+def _log_timing(root, playbook, args, run):
+    """With DMS_FLEET_TIMINGS=FILE, one JSON line per playbook run: where the fleet tests' time goes."""
+    path = os.environ.get("DMS_FLEET_TIMINGS")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"fleet": root, "playbook": playbook, "args": list(args), "hosts": len(run.hosts),
+                                     "tasks": run.tasks, "seconds": round(run.seconds, 1)}) + "\n")
+
+
 def _tool(name):
     candidate = os.path.join(os.path.dirname(sys.executable), name)
     return candidate if os.path.exists(candidate) else (shutil.which(name) or name)
+
+
+def _write_vault_file(path, data, password):
+    """DATA as an ansible-vault file, encrypted by Ansible's own vault library (what `ansible-vault encrypt`
+    runs) in this process: a fleet test rewrites its inventory often, an ansible-vault start each time adds up."""
+    from ansible.parsing.vault import VaultLib, VaultSecret  # only where a fleet runs, Ansible is installed
+
+    plaintext = ("---\n" + json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    ciphertext = VaultLib([("default", VaultSecret(password.encode("utf-8")))]).encrypt(plaintext)
+    with open(path, "wb") as handle:
+        handle.write(ciphertext)
 
 
 def _write_json_as_yaml(path, data):
