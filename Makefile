@@ -64,8 +64,10 @@ sandbox-tests: venv pki
 	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 --junitxml=$(REPORTS)/sandbox.xml tests/sandbox
 	python .ci/check-skips.py sandbox-tests $(REPORTS)/sandbox.xml
 
+# Two pytest-xdist workers: each test has its own sandbox and fleet; the report tests share one worker.
 fleet-tests: build pki
-	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/fleet.xml tests/fleet
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=0 \
+	  --junitxml=$(REPORTS)/fleet.xml tests/fleet
 	python .ci/check-skips.py fleet-tests $(REPORTS)/fleet.xml
 
 # The fleet report in headless Chromium (part of fleet-tests too); screenshots in tests/output/.
