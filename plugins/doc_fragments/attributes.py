@@ -30,4 +30,7 @@ attributes:
   safe_file_operations:
     description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid
       data corruption.
+    support: full
+    details: Every file is written through one temporary file created with mode C(0600) in the target
+      directory, then renamed over the destination.
 """

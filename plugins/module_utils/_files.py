@@ -13,7 +13,7 @@ half-written destination; the content never passes through any other path.
 
 API (all functions respect ``module.check_mode``: they report what would change and touch nothing):
 
-``FileError(Exception)``
+``FileError(_errors.DmsError)``
     Raised with a message naming the problem and the fix (e.g. unwritable directory).
 ``ensure_directory(module, path, mode=0o700) -> bool``
     Create ``path`` (and parents) if missing; ``True`` if it was (or would be) created.
@@ -39,9 +39,13 @@ import errno
 import os
 import tempfile
 
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _errors
 
-class FileError(Exception):
+
+class FileError(_errors.DmsError):
     """A file could not be written or removed; the message names the problem and the fix."""
+
+    reason = "file_error"
 
 
 def _file_args(path, mode, owner, group):

@@ -9,7 +9,7 @@ Everything that writes the file (``portal_registration``'s ``gateway_credentials
 filter ``parse_gateway_credentials`` the connectivity role uses) goes through this file, so the layout
 is defined once.
 
-``CredentialsError(ValueError)``
+``CredentialsError(DmsError, ValueError)``
     Invalid values or an unreadable file; the message names the problem and the fix and never
     contains the password.
 ``checked(gateway_user, gateway_password) -> dict``
@@ -25,19 +25,28 @@ is defined once.
     changed (or, in check mode, would change).  Raises ``_files.FileError``.
 ``remove(module, path) -> bool``
     Remove the file if present.
+``run(module) -> result``
+    The work of the module ``gateway_credentials``: its ``state`` applied to ``dest`` (mode checked,
+    diff without the password).  Raises ``CredentialsError`` / ``_files.FileError``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _files
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _errors, _files
 
 FIELDS = ("gateway_user", "gateway_password")
+HIDDEN = "(hidden)"
+HIDDEN_CHANGED = "(hidden, changed)"
 
 
-class CredentialsError(ValueError):
+class CredentialsError(_errors.DmsError, ValueError):
     """The values or the file are not gateway credentials (the message never holds the password)."""
+
+    reason = "invalid_input"
 
 
 def checked(gateway_user, gateway_password):
@@ -82,3 +91,68 @@ def install(module, path, credentials, mode=0o600, owner=None, group=None):
 
 def remove(module, path):
     return _files.remove_file(module, path)["changed"]
+
+
+def mode_problem(mode):
+    """Why ``mode`` would expose the password (or cannot be judged), or None."""
+    if isinstance(mode, int):
+        value = mode
+    else:
+        text = str(mode)
+        if not text or any(char not in "01234567" for char in text):
+            return ("mode %s is not an octal mode. Fix: give it in octal, such as '0600' (or '0640' with "
+                    "group)" % text)
+        value = int(text, 8)
+    if value & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
+        return ("mode %s lets other users read or change the gateway password. Fix: use 0600, or 0640 "
+                "with group" % mode)
+    return None
+
+
+def current(path):
+    """The credentials in ``path`` as they are (None when missing or not our layout)."""
+    content = _files.read_file(path)
+    if content is None:
+        return None
+    try:
+        return parse(content, what=path)
+    except CredentialsError:
+        return None
+
+
+def diff(before, after):
+    """Before/after without the password: only whether it changes."""
+    def view(credentials, changed):
+        if credentials is None:
+            return {}
+        return {"gateway_user": credentials["gateway_user"],
+                "gateway_password": HIDDEN_CHANGED if changed else HIDDEN}
+    password_changed = (before or {}).get("gateway_password") != (after or {}).get("gateway_password")
+    return {"before": view(before, False), "after": view(after, password_changed and after is not None)}
+
+
+def _present(module, dest):
+    params = module.params
+    wanted = checked(params["gateway_user"], params["gateway_password"])
+    problem = mode_problem(params["mode"])
+    if problem:
+        raise CredentialsError(problem + ".")
+    if not module.check_mode:
+        _files.check_writable(os.path.dirname(os.path.abspath(dest)))
+    changed = install(module, dest, wanted, mode=params["mode"], owner=params["owner"], group=params["group"])
+    return wanted, changed
+
+
+def run(module):
+    dest = module.params["dest"]
+    if os.path.isdir(dest):
+        raise CredentialsError("dest %s is a directory. Fix: give the path of the credentials file." % dest)
+    before = current(dest)
+    if module.params["state"] == "absent":
+        after, changed = None, remove(module, dest)
+    else:
+        after, changed = _present(module, dest)
+    result = {"changed": changed, "dest": dest, "gateway_user": after["gateway_user"] if after else None}
+    if module._diff and changed:
+        result["diff"] = diff(before, after)
+    return result

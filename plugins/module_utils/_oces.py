@@ -4,9 +4,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Load OCES certificates and classify them.  Knows no Ansible (unit-testable, reusable).
 
+Reading the module options that name a certificate is ``_opt_certificate``'s job; this file turns
+bytes into a ``Bundle`` and judges it.
+
 Public API (private to this collection, but stable for its modules and plugins):
 
-``OcesError``
+``OcesError(_errors.DmsError)``
     The one exception type.  ``str(exc)`` names the problem and the fix and never contains a
     passphrase or key material.  ``exc.reason`` is a short machine-readable code (see ``REASONS``).
 ``Bundle(certificate, private_key, chain)``
@@ -20,19 +23,24 @@ Public API (private to this collection, but stable for its modules and plugins):
     reports them; ``validate()`` refuses them.
 ``describe(bundle, now=None) -> dict``
     Every field ``oces_certificate_info`` returns (classification, identity, validity, chain ...).
+``check_key(bundle)``
+    Raise ``OcesError`` unless the bundle has a private key that belongs to its certificate.
 ``validate(bundle, ...)``
     Raise ``OcesError`` when the bundle is not fit for use (no key, mismatch, OCES2, expired ...).
+``portal_user_id_of(classify(cert))``
+    ``CVR_<cvr>_UI_<uuid>`` of an OCES3 certificate (built by ``_identity``), else None.
 ``certificate_pem / private_key_pem / chain_pem / pkcs12_bytes``
     Serialisers for the files ``oces_certificate`` writes; ``same_key / same_certificates`` compare.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 import re
 from dataclasses import dataclass, field
 from typing import List, Optional
+
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _errors, _identity
 
 try:
     from cryptography import x509
@@ -42,10 +50,8 @@ try:
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import ExtensionOID, NameOID
     HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - the modules report missing_required_lib
+except ImportError:  # pragma: no cover - _deps.require names the fix before anything here runs
     HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = _exc
 
 
 OCES_TYPES = ("VOCES", "FOCES", "MOCES")
@@ -75,12 +81,10 @@ _SYSTEM_CN_SUFFIX = "(systemcertifikat)"
 _PKCS7_DATA_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x01"
 
 
-class OcesError(Exception):
+class OcesError(_errors.DmsError):
     """A certificate input problem.  The message names the problem and the fix, never a secret."""
 
-    def __init__(self, message, reason="invalid_input"):
-        super().__init__(message)
-        self.reason = reason
+    reason = "invalid_input"
 
 
 @dataclass
@@ -161,12 +165,7 @@ def _pkcs12_passphrase_candidates(passphrase):
     return [None, b""]
 
 
-def _load_pkcs12(data, passphrase):
-    shape = _der_shape(data)
-    if shape == "truncated":
-        raise OcesError(
-            "The PKCS#12 file is truncated (it ends before its declared length). Fix: copy the "
-            "complete file again from its source (binary transfer, no text conversion).", "truncated")
+def _load_pkcs12(data, passphrase, shape):
     for candidate in _pkcs12_passphrase_candidates(passphrase):
         try:
             return pkcs12.load_pkcs12(data, candidate)
@@ -180,8 +179,8 @@ def _load_pkcs12(data, passphrase):
     if shape == "ok" and _structurally_valid_pfx(data):
         if passphrase is None:
             raise OcesError(
-                "The PKCS#12 file is protected by a passphrase and none was given. Fix: set the "
-                "passphrase option (keep it in ansible-vault).", "passphrase_required")
+                "The PKCS#12 file is protected by a passphrase and none was given. Fix: set "
+                "certificate_passphrase (keep it in ansible-vault).", "passphrase_required")
         raise OcesError(
             "The PKCS#12 passphrase is wrong: the file's structure is intact but the given "
             "passphrase does not open it. Fix: supply the passphrase the file was exported with (if "
@@ -244,8 +243,8 @@ def _load_pem_key(block, passphrase):
     except TypeError:
         if passphrase is None:
             raise OcesError(
-                "The private key is encrypted and no passphrase was given. Fix: set the key "
-                "passphrase (keep it in ansible-vault).", "passphrase_required")
+                "The private key is encrypted and no passphrase was given. Fix: set "
+                "private_key_passphrase (keep it in ansible-vault).", "passphrase_required")
         # An unencrypted key with a passphrase given (e.g. one passphrase for a whole PEM bundle).
         return _load_pem_key(block, None)
     except ValueError as exc:
@@ -273,7 +272,7 @@ def _load_key_data(key_data, passphrase):
         return serialization.load_der_private_key(key_data, _to_bytes(passphrase))
     except TypeError:
         raise OcesError("The DER private key is encrypted and no passphrase was given (or one was "
-                        "given for an unencrypted key). Fix: set or drop the key passphrase.",
+                        "given for an unencrypted key). Fix: set or drop private_key_passphrase.",
                         "passphrase_required")
     except (ValueError, UnsupportedAlgorithm):
         raise OcesError(
@@ -348,18 +347,27 @@ def load_bundle(data, passphrase=None, key_data=None, key_passphrase=None):
                   friendly_name=friendly_name)
 
 
+# What a damaged outer structure means, by (detected format, _der_shape): (message, reason).
+_SHAPE_PROBLEMS = {
+    ("der", "not_der"): (
+        "The data is not a certificate: it is neither PEM, DER nor PKCS#12. Fix: supply the OCES "
+        "certificate file (.p12/.pfx, .pem/.crt or .cer/.der).", "not_a_certificate"),
+    ("pkcs12", "truncated"): (
+        "The PKCS#12 file is truncated (it ends before its declared length). Fix: copy the "
+        "complete file again from its source (binary transfer, no text conversion).", "truncated"),
+    ("der", "truncated"): (
+        "The DER data is truncated (it ends before its declared length). Fix: copy the complete "
+        "file again from its source in binary mode.", "truncated"),
+}
+
+
 def _load_binary(data, passphrase):
     shape = _der_shape(data)
-    if shape == "not_der":
-        raise OcesError(
-            "The data is not a certificate: it is neither PEM, DER nor PKCS#12. Fix: supply the OCES "
-            "certificate file (.p12/.pfx, .pem/.crt or .cer/.der).", "not_a_certificate")
-    if _looks_like_pkcs12(data):
-        return _load_pkcs12(data, passphrase), "pkcs12"
-    if shape == "truncated":
-        raise OcesError(
-            "The DER data is truncated (it ends before its declared length). Fix: copy the complete "
-            "file again from its source in binary mode.", "truncated")
+    kind = "pkcs12" if shape != "not_der" and _looks_like_pkcs12(data) else "der"
+    if (kind, shape) in _SHAPE_PROBLEMS:
+        raise OcesError(*_SHAPE_PROBLEMS[(kind, shape)])
+    if kind == "pkcs12":
+        return _load_pkcs12(data, passphrase, shape), "pkcs12"
     try:
         return [x509.load_der_x509_certificate(data)], "der"
     except ValueError:
@@ -434,49 +442,36 @@ def _key_usage(cert):
     return usages
 
 
-def classify(cert):
-    """Return dict(certificate_type, oces_generation, cvr, uuid, basis=[...]) for one certificate."""
-    serial = _attr(cert.subject, NameOID.SERIAL_NUMBER) or ""
-    org_id = _attr(cert.subject, NameOID.ORGANIZATION_IDENTIFIER) or ""
-    cn = _attr(cert.subject, NameOID.COMMON_NAME) or ""
-    policies = _policies(cert)
-    issuer_o = (_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or "").upper()
-    result = {"certificate_type": "unknown", "oces_generation": "unknown", "cvr": None,
-              "uuid": None, "basis": []}
-
+def _classify_oces2(serial, policies, result):
+    """Fill ``result`` for an OCES2 certificate (serialNumber form, policy, or issuer)."""
+    result["oces_generation"] = "OCES2"
     oces2 = _OCES2_SERIAL.match(serial)
     oces2_policy = next((p for p in policies if p in _OCES2_POLICY_TYPES), None)
-    if oces2 or oces2_policy or "TRUST2408" in issuer_o:
-        result["oces_generation"] = "OCES2"
-        if oces2:
-            result["certificate_type"] = _OCES2_KINDS[oces2.group("kind")]
-            result["cvr"] = oces2.group("cvr")
-            result["basis"].append("subject serialNumber %s (OCES2 form CVR:<cvr>-%s:<id>)"
-                                   % (serial, oces2.group("kind")))
-        elif oces2_policy:
-            result["certificate_type"] = _OCES2_POLICY_TYPES[oces2_policy]
-            result["basis"].append("OCES2 certificate policy %s" % oces2_policy)
-        else:
-            result["basis"].append("issuer organisation TRUST2408 (OCES2 CA)")
-        return result
+    if oces2:
+        result["certificate_type"] = _OCES2_KINDS[oces2.group("kind")]
+        result["cvr"] = oces2.group("cvr")
+        result["basis"].append("subject serialNumber %s (OCES2 form CVR:<cvr>-%s:<id>)"
+                               % (serial, oces2.group("kind")))
+    elif oces2_policy:
+        result["certificate_type"] = _OCES2_POLICY_TYPES[oces2_policy]
+        result["basis"].append("OCES2 certificate policy %s" % oces2_policy)
+    else:
+        result["basis"].append("issuer organisation TRUST2408 (OCES2 CA)")
+    return result
 
-    oces3 = _OCES3_SERIAL.match(serial)
-    if not oces3:
-        result["basis"].append("no OCES serialNumber (UI:DK-O:G:<uuid> / UI:DK-E:G:<uuid>) in subject")
-        return result
-    result["oces_generation"] = "OCES3"
-    result["uuid"] = oces3.group("uuid").lower()
-    org = _ORG_IDENTIFIER.match(org_id)
-    if org:
-        result["cvr"] = org.group("cvr")
-    if oces3.group("kind") == "E":
-        result["certificate_type"] = "MOCES"
-        result["basis"].append("subject serialNumber UI:DK-E:G:<uuid> (employee certificate)")
-        return result
+
+def _is_oces2(cert, serial, policies):
+    issuer_o = (_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or "").upper()
+    return bool(_OCES2_SERIAL.match(serial) or any(p in _OCES2_POLICY_TYPES for p in policies)
+                or "TRUST2408" in issuer_o)
+
+
+def _classify_organisation(cert, result):
+    """VOCES or FOCES for an OCES3 UI:DK-O certificate: keyUsage decides, the CN suffix is noted."""
     result["basis"].append("subject serialNumber UI:DK-O:G:<uuid> (organisation or system certificate)")
-    usages = _key_usage(cert) or []
+    cn = _attr(cert.subject, NameOID.COMMON_NAME) or ""
     system_cn = cn.strip().lower().endswith(_SYSTEM_CN_SUFFIX)
-    if "content_commitment" in usages:
+    if "content_commitment" in (_key_usage(cert) or []):
         result["certificate_type"] = "VOCES"
         result["basis"].append("keyUsage includes nonRepudiation (organisation certificate)")
         if system_cn:
@@ -488,6 +483,30 @@ def classify(cert):
         if system_cn:
             result["basis"].append("CN ends in '(systemcertifikat)'")
     return result
+
+
+def classify(cert):
+    """Return dict(certificate_type, oces_generation, cvr, uuid, basis=[...]) for one certificate."""
+    serial = _attr(cert.subject, NameOID.SERIAL_NUMBER) or ""
+    policies = _policies(cert)
+    result = {"certificate_type": "unknown", "oces_generation": "unknown", "cvr": None,
+              "uuid": None, "basis": []}
+    if _is_oces2(cert, serial, policies):
+        return _classify_oces2(serial, policies, result)
+    oces3 = _OCES3_SERIAL.match(serial)
+    if not oces3:
+        result["basis"].append("no OCES serialNumber (UI:DK-O:G:<uuid> / UI:DK-E:G:<uuid>) in subject")
+        return result
+    result["oces_generation"] = "OCES3"
+    result["uuid"] = oces3.group("uuid").lower()
+    org = _ORG_IDENTIFIER.match(_attr(cert.subject, NameOID.ORGANIZATION_IDENTIFIER) or "")
+    if org:
+        result["cvr"] = org.group("cvr")
+    if oces3.group("kind") == "E":
+        result["certificate_type"] = "MOCES"
+        result["basis"].append("subject serialNumber UI:DK-E:G:<uuid> (employee certificate)")
+        return result
+    return _classify_organisation(cert, result)
 
 
 def environment_of(bundle):
@@ -541,19 +560,16 @@ def _chain_entry(cert):
             "not_before": _iso(cert.not_valid_before_utc), "not_after": _iso(cert.not_valid_after_utc)}
 
 
-def portal_user_id_of(cvr, uuid):
-    if cvr and uuid:
-        return "CVR_%s_UI_%s" % (cvr, uuid)
-    return None
+def portal_user_id_of(info):
+    """The portal user id of a ``classify`` result, or None when it is not an OCES3 identity."""
+    if info["oces_generation"] != "OCES3" or not (info["cvr"] and info["uuid"]):
+        return None
+    return _identity.build_portal_user_id(info["cvr"], info["uuid"])
 
 
-def describe(bundle, now=None):
-    """Every field oces_certificate_info returns.  Contains no key material."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    cert = bundle.certificate
-    info = classify(cert)
-    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    key_type, key_size = _key_description(cert.public_key())
+def _warnings(info, bundle, now):
+    """What is worth knowing about a certificate that does not stop it from being read."""
+    not_before, not_after = bundle.certificate.not_valid_before_utc, bundle.certificate.not_valid_after_utc
     warnings = []
     if info["oces_generation"] == "OCES2":
         warnings.append("This is an OCES2 certificate; the DMS gateway needs OCES3. Order an OCES3 "
@@ -570,6 +586,16 @@ def describe(bundle, now=None):
         warnings.append("The certificate is not valid before %s." % _iso(not_before))
     if bundle.private_key is not None and not bundle.key_matches:
         warnings.append("The private key does not belong to the certificate.")
+    return warnings
+
+
+def describe(bundle, now=None):
+    """Every field oces_certificate_info returns.  Contains no key material."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    cert = bundle.certificate
+    info = classify(cert)
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    key_type, key_size = _key_description(cert.public_key())
     remaining = (not_after - now)
     return {
         "certificate_type": info["certificate_type"],
@@ -578,8 +604,7 @@ def describe(bundle, now=None):
         "environment": environment_of(bundle),
         "cvr": info["cvr"],
         "uuid": info["uuid"],
-        "portal_user_id": portal_user_id_of(info["cvr"], info["uuid"])
-        if info["oces_generation"] == "OCES3" else None,
+        "portal_user_id": portal_user_id_of(info),
         "subject": name_text(cert.subject),
         "common_name": _attr(cert.subject, NameOID.COMMON_NAME),
         "issuer": name_text(cert.issuer),
@@ -598,31 +623,30 @@ def describe(bundle, now=None):
         "key_matches": bundle.key_matches,
         "chain": [_chain_entry(c) for c in bundle.chain],
         "source_format": bundle.source_format,
-        "warnings": warnings,
+        "warnings": _warnings(info, bundle, now),
     }
 
 
-def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
-             min_days_remaining=None, allow_expired=False, allow_not_yet_valid=False,
-             allow_oces2=False, now=None):
-    """Raise OcesError (message: problem + fix) when the bundle is not fit for installation/use.
-    Returns describe(bundle) for convenience."""
-    info = describe(bundle, now=now)
-    if require_key and bundle.private_key is None:
+def check_key(bundle):
+    """Raise OcesError unless the bundle carries a private key that belongs to its certificate."""
+    subject = name_text(bundle.certificate.subject)
+    if bundle.private_key is None:
         raise OcesError(
             "The certificate comes without a private key (%s). Fix: export the PKCS#12 with its "
-            "private key, or give the matching private key separately." % info["subject"], "no_key")
-    if bundle.private_key is not None and not bundle.key_matches:
+            "private key, or give the matching private key separately (private_key_path or "
+            "private_key_content)." % subject, "no_key")
+    if not bundle.key_matches:
         raise OcesError(
             "The private key does not belong to the certificate %s (key/certificate mismatch). Fix: "
-            "supply the key the certificate was issued for." % info["subject"], "key_mismatch")
+            "supply the key the certificate was issued for." % subject, "key_mismatch")
+
+
+def _check_type(info, allowed_types, allow_oces2):
     if info["oces_generation"] == "OCES2" and not allow_oces2:
         message = ("%s is an OCES2 %s certificate; OCES2 is retired and the DMS gateway needs OCES3. "
                    "Fix: order an OCES3 FOCES or VOCES certificate from MitID Erhverv."
                    % (info["subject"], info["certificate_type"]))
         raise OcesError(message, "oces2")
-    if allowed_types is None:
-        allowed_types = OCES_TYPES
     if info["oces_generation"] == "unknown" and "unknown" not in allowed_types:
         raise OcesError(
             "%s is not an OCES certificate (its subject has no serialNumber UI:DK-O:G:<uuid> or "
@@ -634,16 +658,21 @@ def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
             "of an allowed type or widen allowed_types." % (info["certificate_type"],
                                                             ", ".join(allowed_types)),
             "not_oces" if info["certificate_type"] == "unknown" else "type_not_allowed")
-    if expected_cvr is not None:
-        expected = str(expected_cvr)
-        if not re.match(r"^\d{8}$", expected):
-            raise OcesError("expected_cvr %r is not a CVR number: it must be exactly 8 digits. Fix: "
-                            "correct expected_cvr." % expected, "invalid_input")
-        if info["cvr"] != expected:
-            raise OcesError(
-                "The certificate belongs to CVR %s, not the expected CVR %s. Fix: supply the "
-                "certificate of CVR %s or correct expected_cvr." % (info["cvr"] or "(none)", expected,
-                                                                    expected), "cvr_mismatch")
+
+
+def _check_cvr(info, expected_cvr):
+    expected = str(expected_cvr)
+    if not re.match(r"^\d{8}$", expected):
+        raise OcesError("expected_cvr %r is not a CVR number: it must be exactly 8 digits. Fix: "
+                        "correct expected_cvr." % expected, "invalid_input")
+    if info["cvr"] != expected:
+        raise OcesError(
+            "The certificate belongs to CVR %s, not the expected CVR %s. Fix: supply the "
+            "certificate of CVR %s or correct expected_cvr." % (info["cvr"] or "(none)", expected,
+                                                                expected), "cvr_mismatch")
+
+
+def _check_validity(info, min_days_remaining, allow_expired, allow_not_yet_valid):
     if info["expired"] and not allow_expired:
         raise OcesError(
             "The certificate expired on %s. Fix: renew it in MitID Erhverv and supply the new one "
@@ -660,6 +689,20 @@ def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
             "MitID Erhverv, or lower min_days_remaining." % (info["days_remaining"],
                                                              int(min_days_remaining)),
             "too_few_days")
+
+
+def validate(bundle, require_key=True, allowed_types=None, expected_cvr=None,
+             min_days_remaining=None, allow_expired=False, allow_not_yet_valid=False,
+             allow_oces2=False, now=None):
+    """Raise OcesError (message: problem + fix) when the bundle is not fit for installation/use.
+    Returns describe(bundle) for convenience."""
+    info = describe(bundle, now=now)
+    if require_key or bundle.private_key is not None:
+        check_key(bundle)
+    _check_type(info, OCES_TYPES if allowed_types is None else allowed_types, allow_oces2)
+    if expected_cvr is not None:
+        _check_cvr(info, expected_cvr)
+    _check_validity(info, min_days_remaining, allow_expired, allow_not_yet_valid)
     return info
 
 
@@ -685,7 +728,7 @@ def private_key_pem(key, passphrase=None):
 def pkcs12_bytes(bundle, passphrase, friendly_name=None):
     """A PKCS#12 keystore Java 17 keytool opens: PBES2 AES-256-CBC + PBKDF2, HMAC-SHA256 MAC."""
     if not passphrase:
-        raise OcesError("A PKCS#12 keystore needs a passphrase. Fix: set pkcs12_passphrase.",
+        raise OcesError("A PKCS#12 keystore needs a passphrase. Fix: set keystore_passphrase.",
                         "invalid_input")
     encryption = (serialization.PrivateFormat.PKCS12.encryption_builder()
                   .kdf_rounds(100000)
@@ -708,13 +751,3 @@ def same_key(a, b):
 def same_certificates(a, b):
     """Whether two certificate lists hold the same certificates in the same order."""
     return [c.fingerprint(hashes.SHA256()) for c in a] == [c.fingerprint(hashes.SHA256()) for c in b]
-
-
-def decode_base64(content, what="content"):
-    """Decode base64 text (whitespace allowed) or raise OcesError naming the option."""
-    try:
-        return base64.b64decode(b"".join(_to_bytes(content).split()), validate=True)
-    except (ValueError, TypeError):
-        raise OcesError("%s is not valid base64. Fix: fill it with "
-                        "lookup('ansible.builtin.file', path) | b64encode, or use a path." % what,
-                        "invalid_input")

@@ -108,8 +108,8 @@ class NotRegistered(PortalError):
 
 _FIXES = {
     "not_oces3": "present an OCES3 certificate (FOCES or VOCES) from MitID Erhverv",
-    "client_certificate_required": "give the certificate options (pkcs12_path, pkcs12_content or "
-                                   "certificate_path)",
+    "client_certificate_required": "give the certificate options (certificate_path or "
+                                   "certificate_content)",
     "user_mismatch": "log on with the user id of the presented certificate",
     "password_change_required": "change the initial password first",
     "weak_password": "choose a password of at least %d characters that does not contain the user id "

@@ -40,7 +40,7 @@ requirements:
 extends_documentation_fragment:
   - dkcustoms.dms.attributes
   - dkcustoms.dms.attributes.files
-  - dkcustoms.dms.client_certificate
+  - dkcustoms.dms.certificate_source
   - dkcustoms.dms.connection
 attributes:
   check_mode:
@@ -221,16 +221,16 @@ EXAMPLES = r"""
 - name: Test the connection to the DMS test gateway with the reference client's Notification query
   dkcustoms.dms.gateway_connectivity:
     environment: test
-    pkcs12_path: /etc/dkcustoms/dms/current/foces.p12
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dkcustoms/dms/current/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     gateway_user: "{{ registration.gateway_user }}"
     gateway_password: "{{ vault_gateway_password }}"
     receipt_signer: /etc/dkcustoms/dms/gateway-signing.pem
 
 - name: Pin the gateway's answer signer on first use instead (like SSH known_hosts)
   dkcustoms.dms.gateway_connectivity:
-    pkcs12_path: /etc/dkcustoms/dms/current/foces.p12
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dkcustoms/dms/current/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     gateway_user: "{{ registration.gateway_user }}"
     gateway_password: "{{ vault_gateway_password }}"
     notification_service: DMS.Export2
@@ -484,10 +484,10 @@ probe:
   sample: notification
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _as4, _client_cert, _connectivity, _deps, _files
+from ansible_collections.dkcustoms.dms.plugins.module_utils import (
+    _as4, _client_cert, _connectivity, _deps, _files, _module, _opt_certificate)
 
 
 def _argument_spec():
@@ -519,8 +519,7 @@ def _argument_spec():
         "required_by": {"receipt_signer_subject": ("receipt_signer",),
                         "receipt_signer_fingerprint": ("receipt_signer",)},
     }
-    spec = _client_cert.merge_specs(_client_cert.client_certificate_spec(),
-                                    _client_cert.connection_spec(default_retries=2), own)
+    spec = _client_cert.merge_specs(_client_cert.connection_spec(default_retries=2), own)
     return spec
 
 
@@ -620,11 +619,12 @@ def _store_pin(module, pin_text, candidate):
 
 
 def main():
-    module = AnsibleModule(supports_check_mode=True, **_argument_spec())
+    module = _module.DmsModule(groups=[_opt_certificate.CERTIFICATE_SOURCE], **_argument_spec())
     _deps.require(module, "cryptography", "requests", "lxml", "signxml")
     params = module.params
     _check_params(module)
-    bundle = _client_cert.load_client_certificate(module)
+    with module.failing_on_errors():
+        bundle = _opt_certificate.read_certificate(module, require_key=True)
     url = _client_cert.base_url(module, "url", _connectivity.DEFAULT_URLS)
     pin_text, pins = _read_pins(module)
     try:

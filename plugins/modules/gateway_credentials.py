@@ -36,8 +36,6 @@ attributes:
     details: The diff shows the gateway user and whether the password changes, never the password.
   idempotent:
     support: full
-  safe_file_operations:
-    support: full
 options:
   dest:
     description: Path of the credentials file on the managed host. Its directory must exist.
@@ -112,95 +110,24 @@ gateway_user:
   sample: CVR_12345678_UI_175a859d-ed76-45af-828f-3a69691a7157
 """
 
-import os
-import stat
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _gateway_credentials, _module
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
-
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _files, _gateway_credentials
-
-HIDDEN = "(hidden)"
-HIDDEN_CHANGED = "(hidden, changed)"
-
-
-def _mode_problem(mode):
-    """Why ``mode`` would expose the password (or cannot be judged), or None."""
-    if isinstance(mode, int):
-        value = mode
-    else:
-        text = str(mode)
-        if not text or any(char not in "01234567" for char in text):
-            return ("mode %s is not an octal mode. Fix: give it in octal, such as '0600' (or '0640' with "
-                    "group)" % text)
-        value = int(text, 8)
-    if value & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
-        return ("mode %s lets other users read or change the gateway password. Fix: use 0600, or 0640 "
-                "with group" % mode)
-    return None
-
-
-def _current_credentials(dest):
-    """The credentials in ``dest`` as they are (None when missing or not our layout)."""
-    content = _files.read_file(dest)
-    if content is None:
-        return None
-    try:
-        return _gateway_credentials.parse(content, what=dest)
-    except _gateway_credentials.CredentialsError:
-        return None
-
-
-def _diff(before, after):
-    """Before/after without the password: only whether it changes."""
-    def view(credentials, changed):
-        if credentials is None:
-            return {}
-        return {"gateway_user": credentials["gateway_user"],
-                "gateway_password": HIDDEN_CHANGED if changed else HIDDEN}
-    password_changed = (before or {}).get("gateway_password") != (after or {}).get("gateway_password")
-    return {"before": view(before, False), "after": view(after, password_changed and after is not None)}
+ARGUMENT_SPEC = {
+    "dest": {"type": "path", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "gateway_user": {"type": "str"},
+    "gateway_password": {"type": "str", "no_log": True},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+    "mode": {"type": "raw", "default": "0600"},
+}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            dest=dict(type="path", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            gateway_user=dict(type="str"),
-            gateway_password=dict(type="str", no_log=True),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            mode=dict(type="raw", default="0600"),
-        ),
-        required_if=[("state", "present", ("gateway_user", "gateway_password"))],
-        supports_check_mode=True,
-    )
-    params = module.params
-    dest = params["dest"]
-    result = {"changed": False, "dest": dest, "gateway_user": None}
-    if os.path.isdir(dest):
-        module.fail_json(msg="dest %s is a directory. Fix: give the path of the credentials file." % dest,
-                         **result)
-    try:
-        before = _current_credentials(dest)
-        if params["state"] == "absent":
-            result["changed"] = _gateway_credentials.remove(module, dest)
-            after = None
-        else:
-            after = _gateway_credentials.checked(params["gateway_user"], params["gateway_password"])
-            problem = _mode_problem(params["mode"])
-            if problem:
-                module.fail_json(msg=problem + ".", **result)
-            if not module.check_mode:
-                _files.check_writable(os.path.dirname(os.path.abspath(dest)))
-            result["changed"] = _gateway_credentials.install(module, dest, after, mode=params["mode"],
-                                                             owner=params["owner"], group=params["group"])
-            result["gateway_user"] = after["gateway_user"]
-    except (_gateway_credentials.CredentialsError, _files.FileError) as exc:
-        module.fail_json(msg=to_native(exc), **result)
-    if module._diff and result["changed"]:
-        result["diff"] = _diff(before, after)
+    module = _module.DmsModule(ARGUMENT_SPEC,
+                               required_if=[("state", "present", ("gateway_user", "gateway_password"))])
+    with module.failing_on_errors(changed=False, dest=module.params["dest"], gateway_user=None):
+        result = _gateway_credentials.run(module)
     module.exit_json(**result)
 
 

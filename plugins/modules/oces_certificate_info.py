@@ -12,8 +12,8 @@ module: oces_certificate_info
 short_description: Read an OCES certificate or PKCS#12 file and classify it
 version_added: 0.1.0
 description:
-  - Reads a PKCS#12 (C(.p12)/C(.pfx)), PEM or DER certificate from O(path) on the managed host or from
-    O(content), and reports what it is - OCES3 certificate type (VOCES, FOCES, MOCES), environment
+  - Reads a PKCS#12 (C(.p12)/C(.pfx)), PEM or DER certificate from O(certificate_path) on the managed
+    host or from O(certificate_content), and reports what it is - OCES3 certificate type (VOCES, FOCES, MOCES), environment
     (test or production), CVR, UUID, the certificate portal user id, validity and whether the private
     key belongs to the certificate.
   - VOCES and FOCES share the OCES3 serialNumber form C(UI:DK-O:G:<uuid>); the module tells them apart
@@ -24,10 +24,9 @@ description:
   - The module never returns key material or passphrases.
 author:
   - dkcustoms.dms developers (@dkcustoms)
-requirements:
-  - cryptography >= 42.0 (on the managed host)
 extends_documentation_fragment:
   - dkcustoms.dms.attributes
+  - dkcustoms.dms.certificate_source
 attributes:
   check_mode:
     support: full
@@ -36,33 +35,6 @@ attributes:
     support: none
   idempotent:
     support: full
-options:
-  path:
-    description:
-      - Path of the certificate file on the managed host (PKCS#12, PEM with optional key and chain, or
-        DER).
-      - Exactly one of O(path) and O(content) is required.
-    type: path
-  content:
-    description:
-      - The certificate file's content. PEM text is used as it is; anything else is decoded as base64,
-        for example a PKCS#12 (optionally ansible-vault encrypted) read on the controller with
-        C(lookup('ansible.builtin.file', 'files/foces.p12', rstrip=false) | b64encode).
-    type: str
-  passphrase:
-    description:
-      - Passphrase of the PKCS#12 file, or of the encrypted private key in a PEM file.
-      - Omit it for files without a passphrase (an empty PKCS#12 passphrase is tried as well).
-    type: str
-  private_key_path:
-    description:
-      - Separate private key (PEM or DER) on the managed host, for a certificate given without its key.
-        Lets the module report RV(key_matches).
-    type: path
-  private_key_passphrase:
-    description:
-      - Passphrase of O(private_key_path); defaults to O(passphrase).
-    type: str
 notes:
   - Dates are ISO 8601 in UTC (C(2029-11-26T12:22:53Z)); RV(days_remaining) counts whole days.
   - Certificate warnings (MOCES, OCES2, expired, key mismatch ...) are returned in
@@ -76,8 +48,8 @@ seealso:
 EXAMPLES = r"""
 - name: Inspect a PKCS#12 on the host
   dkcustoms.dms.oces_certificate_info:
-    path: /etc/dms/incoming/foces.p12
-    passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dms/incoming/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
   register: cert
 
 - name: Stop unless it is a test FOCES with 30 days left
@@ -91,13 +63,13 @@ EXAMPLES = r"""
 
 - name: Inspect a PKCS#12 kept on the controller (ansible-vault encrypted)
   dkcustoms.dms.oces_certificate_info:
-    content: "{{ lookup('ansible.builtin.file', 'files/foces.p12', rstrip=false) | b64encode }}"
-    passphrase: "{{ vault_foces_passphrase }}"
+    certificate_content: "{{ lookup('ansible.builtin.file', 'files/foces.p12', rstrip=false) | b64encode }}"
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
   register: cert
 
 - name: Inspect an installed certificate and its key
   dkcustoms.dms.oces_certificate_info:
-    path: /etc/dms/cert.pem
+    certificate_path: /etc/dms/cert.pem
     private_key_path: /etc/dms/key.pem
   register: installed
 """
@@ -203,7 +175,8 @@ public_key_size:
   returned: success
   type: int
 has_private_key:
-  description: Whether a private key came with the certificate (or via O(private_key_path)).
+  description: Whether a private key came with the certificate (or via O(private_key_path) or
+    O(private_key_content)).
   returned: success
   type: bool
 key_matches:
@@ -245,62 +218,13 @@ certificate_warnings:
   elements: str
 """
 
-import base64
-import binascii
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes
-
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _oces
-
-
-def read_source(module, path_option, content_option):
-    """Bytes of the file at module.params[path_option] or decoded module.params[content_option]."""
-    path = module.params[path_option]
-    if path is not None:
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except OSError as exc:
-            raise _oces.OcesError("%s %s cannot be read (%s). Fix: check the path, or run with become."
-                                  % (path_option, path, exc.strerror or exc), "invalid_input")
-    content = module.params[content_option]
-    if content is None:
-        return None
-    if "-----BEGIN" in content:
-        return to_bytes(content)
-    try:
-        return base64.b64decode(to_bytes("".join(content.split())), validate=True)
-    except (binascii.Error, ValueError):
-        raise _oces.OcesError("%s is neither PEM text nor valid base64. Fix: fill it with "
-                              "lookup('ansible.builtin.file', ...) of a base64 file, or b64encode the "
-                              "binary file." % content_option, "invalid_input")
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _module, _oces, _opt_certificate
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path"),
-            content=dict(type="str", no_log=True),
-            passphrase=dict(type="str", no_log=True),
-            private_key_path=dict(type="path"),
-            private_key_passphrase=dict(type="str", no_log=True),
-        ),
-        mutually_exclusive=[("path", "content")],
-        required_one_of=[("path", "content")],
-        supports_check_mode=True,
-    )
-    _deps.require(module, "cryptography")
-    try:
-        data = read_source(module, "path", "content")
-        key_data = None
-        if module.params["private_key_path"]:
-            key_data = read_source(module, "private_key_path", "private_key_path")
-        bundle = _oces.load_bundle(data, passphrase=module.params["passphrase"], key_data=key_data,
-                                   key_passphrase=module.params["private_key_passphrase"])
-        info = _oces.describe(bundle)
-    except _oces.OcesError as exc:
-        module.fail_json(msg=str(exc), reason=exc.reason)
+    module = _module.DmsModule({}, groups=[_opt_certificate.CERTIFICATE_SOURCE])
+    with module.failing_on_errors():
+        info = _oces.describe(_opt_certificate.read_certificate(module))
     certificate_warnings = info.pop("warnings")
     for warning in certificate_warnings:
         module.warn(warning)

@@ -42,7 +42,7 @@ requirements:
 extends_documentation_fragment:
   - dkcustoms.dms.attributes
   - dkcustoms.dms.attributes.files
-  - dkcustoms.dms.client_certificate
+  - dkcustoms.dms.certificate_source
   - dkcustoms.dms.connection
 attributes:
   check_mode:
@@ -157,8 +157,8 @@ seealso:
 EXAMPLES = r"""
 - name: Register the system certificate on the test portal and keep the gateway credentials
   dkcustoms.dms.portal_registration:
-    pkcs12_path: /etc/dms/foces.p12
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_path: /etc/dms/foces.p12
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     se_number: "12345678"
     email: integration@example.dk
@@ -167,8 +167,8 @@ EXAMPLES = r"""
 
 - name: Fleet - request all registrations first ...
   dkcustoms.dms.portal_registration:
-    pkcs12_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     environment: production
     wait: false
@@ -176,8 +176,8 @@ EXAMPLES = r"""
 
 - name: Fleet - ... then wait for them (the waits overlap)
   dkcustoms.dms.portal_registration:
-    pkcs12_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
-    pkcs12_passphrase: "{{ vault_foces_passphrase }}"
+    certificate_content: "{{ lookup('ansible.builtin.file', 'files/' ~ inventory_hostname ~ '.p12.b64') }}"
+    certificate_passphrase: "{{ vault_foces_passphrase }}"
     password: "{{ vault_portal_password }}"
     environment: production
     wait: true
@@ -261,11 +261,10 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     HAS_FCNTL = False
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import (
-    _client_cert, _deps, _files, _gateway_credentials, _identity, _oces)
+    _client_cert, _deps, _files, _gateway_credentials, _identity, _module, _oces, _opt_certificate)
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_profile
 
@@ -507,7 +506,7 @@ def certificate_mismatch(bundle, user_id):
     parsed = _identity.parse_portal_user_id(user_id)  # whoami checked its form
     if info["cvr"] == parsed["cvr"] and (info["uuid"] or "").lower() == parsed["uuid"]:
         return None
-    own = _oces.portal_user_id_of(info["cvr"], info["uuid"]) or "a certificate without an OCES3 identity"
+    own = _oces.portal_user_id_of(info) or "a certificate without an OCES3 identity"
     return ("The portal says the presented certificate is %s, but it is %s. No logon was attempted (the "
             "password would go to an account that is not this certificate's). Fix: check that portal_url "
             "is the UFST certificate portal and that the certificate options name the certificate to "
@@ -593,8 +592,7 @@ def argument_spec():
         },
         "mutually_exclusive": [("portal_api_profile", "portal_api_profile_content")],
     }
-    return _client_cert.merge_specs(_client_cert.client_certificate_spec(),
-                                    _client_cert.connection_spec(), own)
+    return _client_cert.merge_specs(_client_cert.connection_spec(), own)
 
 
 def validate_params(module):
@@ -648,12 +646,13 @@ def portal_base_url(module, profile):
 
 
 def main():
-    module = AnsibleModule(supports_check_mode=True, **argument_spec())
+    module = _module.DmsModule(groups=[_opt_certificate.CERTIFICATE_SOURCE], **argument_spec())
     _deps.require(module, *LIBRARIES)
     validate_params(module)
     profile = load_profile(module)
     base_url = portal_base_url(module, profile)
-    bundle = _client_cert.load_client_certificate(module)
+    with module.failing_on_errors():
+        bundle = _opt_certificate.read_certificate(module, require_key=True)
     session = _client_cert.create_session_for(module, bundle)
     client = portal.PortalClient(session, base_url, profile)
     run = Registration(module, client)

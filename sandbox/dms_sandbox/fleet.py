@@ -167,7 +167,7 @@ class Fleet:
 
     def write_inventory(self, assignment, group_vars=None, host_vars=None, vault_vars=None):
         """ASSIGNMENT: {host: entity name in the PKI}. Secrets go into an ansible-vault file.
-        HOST_VARS: {host: {variable: value}} added to the hosts (e.g. rotation_certificate_src).
+        HOST_VARS: {host: {variable: value}} added to the hosts (e.g. rotation_certificate_path).
         GROUP_VARS and VAULT_VARS: more variables for the group, in the clear and in the vault file."""
         group_dir = os.path.join(self.inventory_dir, "group_vars", "dms_integration_hosts")
         os.makedirs(group_dir, exist_ok=True)
@@ -183,7 +183,7 @@ class Fleet:
         """Each host's certificate and directory, plus its HOST_VARS."""
         hosts = {}
         for host, entity in sorted(assignment.items()):
-            hosts[host] = {"certificate_src": self.pki["entities"][entity]["p12"],
+            hosts[host] = {"certificate_path": self.pki["entities"][entity]["p12"],
                            "certificate_base_dir": self.host_base_dir(host)}
             hosts[host].update(host_vars.get(host, {}))
         return hosts
@@ -192,7 +192,7 @@ class Fleet:
         """The group's variables in the clear: the sandbox's addresses, the secrets by vault reference."""
         return {
             "certificate_passphrase": "{{ vault_certificate_passphrase }}",
-            "certificate_pkcs12_passphrase": "{{ vault_keystore_passphrase }}",
+            "certificate_keystore_passphrase": "{{ vault_keystore_passphrase }}",
             "registration_password": "{{ vault_portal_password }}",
             "registration_portal_url": self.sandbox["portal_url"],
             "registration_ca_path": self.sandbox["ca_bundle"],
@@ -231,6 +231,9 @@ class Fleet:
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_LOCALHOST_WARNING": "0",
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
+            # The runs start in the fleet's directory; PWD says so too, as a shell would, so defaults built
+            # on it (onboarding_report_dir) land there and not in the directory the harness was started from.
+            "PWD": self.root,
             "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
         })
         env.update(extra)

@@ -15,9 +15,9 @@ from conftest import run_module
 CASES = {
     "oces_certificate_info": ({"path": "/nonexistent.p12"}, ["cryptography"]),
     "oces_certificate": ({"src": "/nonexistent.p12", "dest": "/nonexistent-dir"}, ["cryptography"]),
-    "portal_registration": ({"pkcs12_path": "/nonexistent.p12", "password": "unused-password"},
+    "portal_registration": ({"certificate_path": "/nonexistent.p12", "password": "unused-password"},
                             ["cryptography", "requests", "jmespath"]),
-    "gateway_connectivity": ({"pkcs12_path": "/nonexistent.p12", "gateway_user": "unused-user",
+    "gateway_connectivity": ({"certificate_path": "/nonexistent.p12", "gateway_user": "unused-user",
                               "gateway_password": "unused-gateway-password"},
                              ["cryptography", "requests", "lxml", "signxml"]),
 }

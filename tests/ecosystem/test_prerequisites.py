@@ -43,8 +43,8 @@ PLAYBOOK = """
 
     - name: Read the certificate
       dkcustoms.dms.oces_certificate_info:
-        path: "{{ entity.p12 }}"
-        passphrase: "{{ pki.passphrase }}"
+        certificate_path: "{{ entity.p12 }}"
+        certificate_passphrase: "{{ pki.passphrase }}"
       register: info
       when: run_modules | bool
 
@@ -52,8 +52,8 @@ PLAYBOOK = """
       dkcustoms.dms.portal_registration:
         portal_url: "{{ sandbox.portal_url }}"
         ca_path: "{{ sandbox.ca_bundle }}"
-        pkcs12_path: "{{ entity.p12 }}"
-        pkcs12_passphrase: "{{ pki.passphrase }}"
+        certificate_path: "{{ entity.p12 }}"
+        certificate_passphrase: "{{ pki.passphrase }}"
         password: "{{ portal_password }}"
         interfaces: [AS4]
         wait_timeout: 60
@@ -67,8 +67,8 @@ PLAYBOOK = """
         url: "{{ sandbox.gateway_url }}"
         ca_path: "{{ sandbox.ca_bundle }}"
         receipt_signer: "{{ sandbox.gateway_certificate }}"
-        pkcs12_path: "{{ entity.p12 }}"
-        pkcs12_passphrase: "{{ pki.passphrase }}"
+        certificate_path: "{{ entity.p12 }}"
+        certificate_passphrase: "{{ pki.passphrase }}"
         gateway_user: "{{ registration.gateway_user }}"
         gateway_password: "{{ registration.gateway_password }}"
         timeout: 10

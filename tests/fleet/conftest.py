@@ -79,13 +79,15 @@ def register_elsewhere(tmp_path, collection_root, pki):
         dest = work / "gateway-credentials.json"
         (work / "vars.json").write_text(json.dumps({
             "portal_url": sandbox.info["portal_url"], "ca_path": sandbox.info["ca_bundle"],
-            "pkcs12_path": pki[1]["entities"][entity]["p12"], "pkcs12_passphrase": pki[1]["passphrase"],
+            "certificate_path": pki[1]["entities"][entity]["p12"],
+            "certificate_passphrase": pki[1]["passphrase"],
             "password": DEMO_PORTAL_PASSWORD, "dest": str(dest)}))
         (work / "register.yml").write_text(
             "- name: Register one certificate outside the fleet\n  hosts: localhost\n  gather_facts: false\n"
             "  tasks:\n    - name: Register it\n      dkcustoms.dms.portal_registration:\n"
             "        portal_url: '{{ portal_url }}'\n        ca_path: '{{ ca_path }}'\n"
-            "        pkcs12_path: '{{ pkcs12_path }}'\n        pkcs12_passphrase: '{{ pkcs12_passphrase }}'\n"
+            "        certificate_path: '{{ certificate_path }}'\n"
+            "        certificate_passphrase: '{{ certificate_passphrase }}'\n"
             "        password: '{{ password }}'\n        interfaces: [AS4]\n"
             "        gateway_credentials_dest: '{{ dest }}'\n")
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_NOCOLOR="1",

@@ -164,7 +164,7 @@ def synthetic_hostvars(count=200, seed=13):
             _fail_connection(variables, ("client_certificate", "CLIENT_CERT_REJECTED",
                                          "TLS: the gateway refused our certificate (HTTP 403: certificate expired "
                                          "%s)" % cert["not_after"], "Rotate to a valid certificate "
-                                         "(playbooks/rotate.yml with rotation_certificate_src)."))
+                                         "(playbooks/rotate.yml with rotation_certificate_path)."))
         elif index % 10 == 3:
             _fail_connection(variables, FAILURES[(index // 10) % len(FAILURES)])
         elif index in (16, 116):  # stopped in the registration role: no registration, no connection test
@@ -174,7 +174,7 @@ def synthetic_hostvars(count=200, seed=13):
         if index % 9 == 4 and variables:
             variables["certificate_summary"]["warnings"] = cert["warnings"] + [
                 "/etc/dkcustoms/dms/current holds a newer certificate (%s, valid until %s) than the one this "
-                "inventory names; it stays active. Point certificate_src at the new certificate once a "
+                "inventory names; it stays active. Point certificate_path at the new certificate once a "
                 "rotation has switched to it." % (cert["portal_user_id"], _date_after(700))]
         if index % 11 == 2 and "registration_summary" in variables:
             variables.update(certificate_install={"changed": True}, certificate_link={"changed": True})

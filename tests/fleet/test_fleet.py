@@ -130,7 +130,7 @@ def test_rotation_rolls_back_a_rejected_certificate_and_switches_a_good_one(star
     sandbox = start_sandbox(registration_delay=1)
     hosts = {"rot-01": "foces-01", "rot-02": "foces-01", "rot-03": "voces-01"}
     new = {"rot-01": "foces-21", "rot-02": "foces-21", "rot-03": "voces-03"}
-    host_vars = {host: {"rotation_certificate_src": pki[1]["entities"][entity]["p12"]}
+    host_vars = {host: {"rotation_certificate_path": pki[1]["entities"][entity]["p12"]}
                  for host, entity in new.items()}
     fleet = make_fleet(sandbox, hosts, host_vars=host_vars)
     assert_ok(onboard(fleet))
@@ -150,6 +150,8 @@ def test_rotation_rolls_back_a_rejected_certificate_and_switches_a_good_one(star
     good = fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true")
 
     assert_ok(good)
+    # Without onboarding_report_dir the worksheet goes to the default, under the directory the run started in.
+    assert os.path.isfile(os.path.join(fleet.root, "dms-report", "rotation-worksheet.md"))
     for host, entity in new.items():
         fingerprint = fleet.pki["entities"][entity]["fingerprint_sha256"]
         base = fleet.host_base_dir(host)

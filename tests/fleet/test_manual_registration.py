@@ -50,7 +50,7 @@ def test_manual_registration_pending_worksheet_then_onboarded(start_sandbox, mak
     entities = pki[1]["entities"]
     hosts = {"man-01": "foces-01", "man-02": "foces-01", "man-03": "voces-01"}
     foces_id, voces_id, new_id = (entities[name]["portal_user_id"] for name in ("foces-01", "voces-01", "voces-02"))
-    rotation = {"man-03": {"rotation_certificate_src": entities["voces-02"]["p12"]}}
+    rotation = {"man-03": {"rotation_certificate_path": entities["voces-02"]["p12"]}}
     # A person registered the FOCES in the browser and noted the gateway user and password.
     foces = register_elsewhere(sandbox, "foces-01")
     fleet = make_fleet(sandbox, hosts, group_vars=MANUAL, host_vars=rotation, vault_vars={VARIABLE: {foces_id: foces}})

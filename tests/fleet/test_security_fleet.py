@@ -46,14 +46,14 @@ def test_current_moves_only_to_a_verified_certificate_and_a_rescue_removes_only_
 
     # The rotation playbook is the way to switch: it registers and verifies first.
     new_p12, old_p12 = (fleet.pki["entities"][name]["p12"] for name in ("voces-03", "voces-01"))
-    assert_ok(fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true", "-e", "rotation_certificate_src=" + new_p12))
+    assert_ok(fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true", "-e", "rotation_certificate_path=" + new_p12))
     assert os.readlink(current) == bundle_of(fleet, "voces-03")
     assert os.readlink(previous) == bundle_of(fleet, "voces-01")
     before = fleet.tree_digest(host)
 
     # Item 7: rotating back to the previous certificate fails (the gateway cannot be reached). The
     # rescue must not remove bundles/<voces-01>: this run did not create it, previous/ points at it.
-    failed = fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true", "-e", "rotation_certificate_src=" + old_p12,
+    failed = fleet.run("dkcustoms.dms.rotate", "-e", "rotation_force=true", "-e", "rotation_certificate_path=" + old_p12,
                        "-e", "connectivity_url=https://127.0.0.1:%d" % closed_port())
 
     assert failed.returncode != 0 and int(failed.recap[host]["rescued"]) == 1, failed.output[-4000:]

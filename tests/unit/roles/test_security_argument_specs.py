@@ -46,7 +46,7 @@ def test_the_secret_options_are_the_expected_ones():
     secret = sorted(where for where, option in _options() if option.get("no_log"))
     assert secret == sorted([
         "certificate/main/certificate_content", "certificate/main/certificate_passphrase",
-        "certificate/main/certificate_pkcs12_passphrase", "certificate/main/certificate_key_passphrase",
+        "certificate/main/certificate_keystore_passphrase", "certificate/main/certificate_key_passphrase",
         "registration/main/registration_password", "registration/main/registration_pkcs12_content",
         "registration/main/registration_pkcs12_passphrase", "registration/main/registration_manual_credentials",
         "rotation/main/rotation_certificate_content", "rotation/main/rotation_certificate_passphrase",

@@ -18,7 +18,7 @@ def main(log_path, secrets_path, output_dir):
         pki_dir = json.load(handle)["pki_dir"]
     with open(os.path.join(pki_dir, "pki.json"), encoding="utf-8") as handle:
         pki = json.load(handle)
-    secrets["pkcs12_passphrase"] = pki["passphrase"]
+    secrets["certificate_passphrase"] = pki["passphrase"]
     for name in ("foces-03", "foces-04"):
         with open(pki["entities"][name]["key"], encoding="ascii") as handle:
             lines = [line for line in handle.read().splitlines() if line and not line.startswith("-----")]

@@ -20,9 +20,9 @@ def main(log_path, secrets_path, output_dir):
         pki_dir = json.load(handle)["pki_dir"]
     with open(os.path.join(pki_dir, "pki.json"), encoding="utf-8") as handle:
         pki = json.load(handle)
-    secrets["pkcs12_passphrase"] = pki["passphrase"]
+    secrets["certificate_passphrase"] = pki["passphrase"]
     with open(pki["entities"]["foces-05"]["p12"], "rb") as handle:
-        secrets["pkcs12_content"] = base64.b64encode(handle.read()).decode()[:64]
+        secrets["certificate_content"] = base64.b64encode(handle.read()).decode()[:64]
     files = glob.glob(os.path.join(output_dir, "credentials", "**", "*.json"), recursive=True)
     for path in files:
         with open(path, encoding="utf-8") as handle:

@@ -90,8 +90,8 @@ def run_module(capsys, args):
 
 def module_args(pki, url, **extra):
     entity = pki["entities"]["foces-01"]
-    args = {"portal_url": url + BASE, "ca_path": pki["server"]["ca_bundle"], "pkcs12_path": entity["p12"],
-            "pkcs12_passphrase": pki["passphrase"], "password": PASSWORD, "timeout": 5, "retries": 0,
+    args = {"portal_url": url + BASE, "ca_path": pki["server"]["ca_bundle"], "certificate_path": entity["p12"],
+            "certificate_passphrase": pki["passphrase"], "password": PASSWORD, "timeout": 5, "retries": 0,
             "wait_timeout": 5}
     args.update(extra)
     return args
