@@ -64,8 +64,10 @@ sandbox-tests: venv pki
 	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 --junitxml=$(REPORTS)/sandbox.xml tests/sandbox
 	python .ci/check-skips.py sandbox-tests $(REPORTS)/sandbox.xml
 
+# Two pytest-xdist workers: each test has its own sandbox and fleet; the report tests share one worker.
 fleet-tests: build pki
-	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/fleet.xml tests/fleet
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=0 \
+	  --junitxml=$(REPORTS)/fleet.xml tests/fleet
 	python .ci/check-skips.py fleet-tests $(REPORTS)/fleet.xml
 
 # The fleet report in headless Chromium (part of fleet-tests too); screenshots in tests/output/.
@@ -75,7 +77,8 @@ report-tests: build pki
 # Execution environment (ansible-builder), module docs (antsibull-docs lint, ansible-doc), missing libraries,
 # and the prerequisites role into a fresh virtual environment (needs the package index; pip's cache is reused).
 ecosystem-tests: build pki
-	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 tests/ecosystem
+	DMS_PKI_DIR=$(PKI) python -m pytest -q -p no:cacheprovider -n 2 --junitxml=$(REPORTS)/ecosystem.xml tests/ecosystem
+	python .ci/check-skips.py ecosystem-tests $(REPORTS)/ecosystem.xml
 
 # HTML docs (.build/docs-site/build/html): every module, filter and role (antsibull-docs), README, the guides
 # under docs/, the role READMEs and the examples (Markdown through myst-parser). Built offline: no intersphinx

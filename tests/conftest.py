@@ -46,3 +46,16 @@ def unavailable():
 def require_tool():
     """require_tool(name) -> path of the command; a missing one fails under CI and skips elsewhere."""
     return _require_tool
+
+
+@pytest.fixture(scope="session")
+def collection_root():
+    """The ansible_collections parent made by `make build`, for the suites that run the built collection
+    (tests/fleet, tests/ecosystem: their make targets build it and export ANSIBLE_COLLECTIONS_PATH)."""
+    for root in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
+        if root and os.path.isdir(os.path.join(root, "ansible_collections", "dkcustoms", "dms", "roles")):
+            return root
+    pytest.fail("No built collection: run these tests with `make fleet-tests` or `make ecosystem-tests` (they "
+                "run `make build` and export ANSIBLE_COLLECTIONS_PATH), or set ANSIBLE_COLLECTIONS_PATH to "
+                "your BUILD_ROOT.")
+    return None

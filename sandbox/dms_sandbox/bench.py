@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 
-from dms_sandbox.demo import Fleet, Sandbox, make_pki, portal_totals
+from dms_sandbox.fleet import Fleet, Sandbox, make_pki, portal_totals
 
 
 def assignment(size, entities):

@@ -22,17 +22,6 @@ BIN = os.path.dirname(sys.executable)
 
 
 @pytest.fixture(scope="session")
-def collection_root():
-    """The ansible_collections parent made by `make build` (the Makefile exports it)."""
-    for root in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
-        if root and os.path.isdir(os.path.join(root, "ansible_collections", "dkcustoms", "dms", "roles")):
-            return root
-    pytest.fail("No built collection: run these tests with `make ecosystem-tests` (it runs `make build` and "
-                "exports ANSIBLE_COLLECTIONS_PATH).")
-    return None
-
-
-@pytest.fixture(scope="session")
 def collection_dir(collection_root):
     return os.path.join(collection_root, "ansible_collections", "dkcustoms", "dms")
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import ansible_env, tool
-from dms_sandbox.demo import Sandbox, load_pki, make_pki
+from dms_sandbox.fleet import Sandbox, load_pki, make_pki
 
 PLAYBOOK = """
 - name: Prerequisites

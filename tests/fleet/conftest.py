@@ -11,18 +11,7 @@ import sys
 
 import pytest
 
-from dms_sandbox.demo import DEMO_PORTAL_PASSWORD, Fleet, Sandbox, load_pki, make_pki
-
-
-@pytest.fixture(scope="session")
-def collection_root():
-    """The ansible_collections parent made by `make build` (the Makefile exports it)."""
-    for root in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
-        if root and os.path.isdir(os.path.join(root, "ansible_collections", "dkcustoms", "dms", "roles")):
-            return root
-    pytest.fail("No built collection: run the fleet tests with `make fleet-tests` (it runs `make build` and "
-                "exports ANSIBLE_COLLECTIONS_PATH), or set ANSIBLE_COLLECTIONS_PATH to your BUILD_ROOT.")
-    return None
+from dms_sandbox.fleet import DEMO_PORTAL_PASSWORD, Fleet, Sandbox, load_pki, make_pki
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ and a certificate without credentials leaves its hosts pending with a worksheet 
 import json
 import os
 
-from dms_sandbox.demo import portal_totals
+from dms_sandbox.fleet import portal_totals
 
 TEST_PORTAL = "https://secureftp.gatewaytest.skat.dk/PortalCertApp/"
 VARIABLE = "vault_registration_manual_credentials"

@@ -13,6 +13,9 @@ import pytest
 from report_browser import WIDTH, ReportPage, find_chromium
 from report_fleet import render_report, synthetic_hostvars
 
+# One pytest-xdist worker runs them all: the 200-host report and Chromium are made once (module fixtures).
+pytestmark = pytest.mark.xdist_group("report")
+
 OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "output")
 
 
