@@ -47,8 +47,8 @@ def test_the_secret_options_are_the_expected_ones():
     assert secret == sorted([
         "certificate/main/certificate_content", "certificate/main/certificate_passphrase",
         "certificate/main/certificate_keystore_passphrase", "certificate/main/certificate_key_passphrase",
-        "registration/main/registration_password", "registration/main/registration_pkcs12_content",
-        "registration/main/registration_pkcs12_passphrase", "registration/main/registration_manual_credentials",
+        "registration/main/registration_password", "registration/main/registration_certificate_content",
+        "registration/main/registration_certificate_passphrase", "registration/main/registration_manual_credentials",
         "rotation/main/rotation_certificate_content", "rotation/main/rotation_certificate_passphrase",
         "connectivity/main/connectivity_private_key_passphrase",
         # package index URLs and the proxy may carry user:password
