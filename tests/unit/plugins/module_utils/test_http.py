@@ -11,8 +11,6 @@ import json
 import os
 import socket
 import ssl
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,20 +20,6 @@ import pytest
 
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _http, _oces
 from ansible_collections.dkcustoms.dms.plugins.module_utils._opt_connection import RetryPolicy, parse_retry_after
-
-
-@pytest.fixture(scope="session")
-def pki():
-    """The test PKI: $DMS_PKI_DIR if given (make units), else a small one made here."""
-    directory = os.environ.get("DMS_PKI_DIR")
-    if not directory:
-        # One PKI for the unit tests of this user (dms-sandbox pki is idempotent and locks its
-        # directory, so test files and parallel workers can share it; keys take time to make).
-        directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
-        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory,
-                        "--foces", "6", "--broken"], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(directory, "pki.json"), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def _bundle(entity, passphrase):

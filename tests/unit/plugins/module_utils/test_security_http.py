@@ -8,11 +8,9 @@ loopback: redirects (1), https only (2), answer shapes (3, 11), answer size (12)
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 
@@ -23,36 +21,11 @@ from ansible_collections.dkcustoms.dms.plugins.module_utils._opt_connection impo
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_client as portal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _hostile import HostileHTTPS, Sink  # noqa: E402  pylint: disable=wrong-import-position
+from _hostile import Sink  # noqa: E402  pylint: disable=wrong-import-position
 
 PASSWORD = "Portal-Password-Secret-77"
 USER_ID = "CVR_12345678_UI_175a859d-ed76-45af-828f-3a69691a7157"
 BASE_PATH = "/PortalCertApp"
-
-
-@pytest.fixture(scope="module")
-def pki():
-    directory = os.environ.get("DMS_PKI_DIR")
-    if not directory:
-        directory = os.path.join(tempfile.gettempdir(), "dkcustoms-dms-unit-pki-%d" % os.getuid())
-        subprocess.run([sys.executable, "-m", "dms_sandbox", "pki", "--out", directory,
-                        "--foces", "6", "--broken"], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(directory, "pki.json"), encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-@pytest.fixture
-def hostile(pki):
-    servers = []
-
-    def start(routes=None):
-        server = HostileHTTPS(pki, routes)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 @pytest.fixture

@@ -20,23 +20,10 @@ from ansible_collections.dkcustoms.dms.plugins.filter.gateway_credentials import
 from ansible_collections.dkcustoms.dms.plugins.module_utils import _gateway_credentials
 from ansible_collections.dkcustoms.dms.plugins.modules import gateway_credentials as module_code
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    patch_module_args = None
-
-pytestmark = pytest.mark.skipif(patch_module_args is None, reason="needs ansible-core 2.19 (patch_module_args)")
-
 USER = "CVR_12345678_UI_175a859d-ed76-45af-828f-3a69691a7157"
 PASSWORD = "Gateway-Password-Secret-88"
 
 
-def run_module(capsys, args, check_mode=False, diff=False):
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module_code.main()
-    return json.loads(capsys.readouterr().out)
 
 
 @pytest.fixture
@@ -63,13 +50,13 @@ def modes_seen(monkeypatch):
     return watched, seen
 
 
-def test_file_is_never_readable_by_others_while_it_is_written(capsys, tmp_path, modes_seen):
+def test_file_is_never_readable_by_others_while_it_is_written(run_module, tmp_path, modes_seen):
     dest = str(tmp_path / "gateway-credentials.json")
     watched, seen = modes_seen
     watched.append(dest)
     old_umask = os.umask(0o022)  # the usual umask: a plain create would make it 0644 for a moment
     try:
-        result = run_module(capsys, {"dest": dest, "gateway_user": USER, "gateway_password": PASSWORD})
+        result = run_module(module_code.main, {"dest": dest, "gateway_user": USER, "gateway_password": PASSWORD})
     finally:
         os.umask(old_umask)
     assert result["changed"] and result["gateway_user"] == USER
@@ -78,9 +65,9 @@ def test_file_is_never_readable_by_others_while_it_is_written(capsys, tmp_path, 
     assert PASSWORD not in json.dumps(result)
 
 
-def test_layout_is_the_one_every_reader_uses(capsys, tmp_path):
+def test_layout_is_the_one_every_reader_uses(run_module, tmp_path):
     dest = tmp_path / "gateway-credentials.json"
-    run_module(capsys, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD})
+    run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD})
     content = dest.read_bytes()
     assert content == _gateway_credentials.render({"gateway_user": USER, "gateway_password": PASSWORD})
     assert parse_gateway_credentials(content.decode()) == {"gateway_user": USER, "gateway_password": PASSWORD}
@@ -89,27 +76,27 @@ def test_layout_is_the_one_every_reader_uses(capsys, tmp_path):
                                  sort_keys=True).encode()
 
 
-def test_idempotent_by_content_and_mode(capsys, tmp_path):
+def test_idempotent_by_content_and_mode(run_module, tmp_path):
     dest = tmp_path / "gateway-credentials.json"
     args = {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD}
-    assert run_module(capsys, args)["changed"]
+    assert run_module(module_code.main, args)["changed"]
     before = os.stat(dest)
-    assert not run_module(capsys, args)["changed"]
+    assert not run_module(module_code.main, args)["changed"]
     assert os.stat(dest).st_mtime_ns == before.st_mtime_ns and os.stat(dest).st_ino == before.st_ino
     dest.chmod(0o644)
-    assert run_module(capsys, args)["changed"]  # the mode is put right, the content stays
+    assert run_module(module_code.main, args)["changed"]  # the mode is put right, the content stays
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600 and os.stat(dest).st_ino == before.st_ino
 
 
-def test_check_mode_writes_nothing_and_the_diff_hides_the_password(capsys, tmp_path):
+def test_check_mode_writes_nothing_and_the_diff_hides_the_password(run_module, tmp_path):
     dest = tmp_path / "gateway-credentials.json"
-    result = run_module(capsys, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD},
+    result = run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD},
                         check_mode=True, diff=True)
     assert result["changed"] and not dest.exists()
     assert result["diff"]["after"] == {"gateway_user": USER, "gateway_password": "(hidden, changed)"}
     dest.write_bytes(_gateway_credentials.render({"gateway_user": USER, "gateway_password": "Older-Password-1"}))
     dest.chmod(0o600)
-    result = run_module(capsys, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD},
+    result = run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD},
                         diff=True)
     assert result["diff"] == {"before": {"gateway_user": USER, "gateway_password": "(hidden)"},
                               "after": {"gateway_user": USER, "gateway_password": "(hidden, changed)"}}
@@ -118,38 +105,38 @@ def test_check_mode_writes_nothing_and_the_diff_hides_the_password(capsys, tmp_p
 
 @pytest.mark.parametrize("values", [{"gateway_user": "", "gateway_password": PASSWORD},
                                     {"gateway_user": USER, "gateway_password": " "}])
-def test_empty_values_fail_and_leave_the_file_alone(capsys, tmp_path, values):
+def test_empty_values_fail_and_leave_the_file_alone(run_module, tmp_path, values):
     dest = tmp_path / "gateway-credentials.json"
     dest.write_bytes(b"good")
-    result = run_module(capsys, dict(values, dest=str(dest)))
+    result = run_module(module_code.main, dict(values, dest=str(dest)))
     assert result["failed"] and "non-empty" in result["msg"] and dest.read_bytes() == b"good"
     assert PASSWORD not in result["msg"]
 
 
 @pytest.mark.parametrize("mode", ["0644", "0604", "0660", 0o644, "u=rw,o=r"])
-def test_modes_that_expose_the_password_are_refused(capsys, tmp_path, mode):
+def test_modes_that_expose_the_password_are_refused(run_module, tmp_path, mode):
     dest = tmp_path / "gateway-credentials.json"
-    result = run_module(capsys, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD,
+    result = run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD,
                                  "mode": mode})
     assert result["failed"] and "Fix:" in result["msg"] and not dest.exists()
 
 
-def test_owner_group_and_group_readable_mode(capsys, tmp_path):
+def test_owner_group_and_group_readable_mode(run_module, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root to give the file to another user")
     dest = tmp_path / "gateway-credentials.json"
-    result = run_module(capsys, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD,
+    result = run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD,
                                  "owner": "65534", "group": "65534", "mode": "0640"})
     assert result["changed"]
     info = os.stat(dest)
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
 
 
-def test_absent_removes_the_file(capsys, tmp_path):
+def test_absent_removes_the_file(run_module, tmp_path):
     dest = tmp_path / "gateway-credentials.json"
-    run_module(capsys, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD})
-    assert run_module(capsys, {"dest": str(dest), "state": "absent"})["changed"] and not dest.exists()
-    assert not run_module(capsys, {"dest": str(dest), "state": "absent"})["changed"]
+    run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD})
+    assert run_module(module_code.main, {"dest": str(dest), "state": "absent"})["changed"] and not dest.exists()
+    assert not run_module(module_code.main, {"dest": str(dest), "state": "absent"})["changed"]
 
 
 @pytest.mark.parametrize("content", ["", "[]", '{"gateway_user": "u"}', '{"status": "ok"}', "not json"])

@@ -22,14 +22,7 @@ from ansible_collections.dkcustoms.dms.plugins.module_utils import _portal_logon
 from ansible_collections.dkcustoms.dms.plugins.modules import portal_registration as module_code
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
-from _hostile import HostileHTTPS, Sink  # noqa: E402  pylint: disable=wrong-import-position
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    patch_module_args = None
-
-pytestmark = pytest.mark.skipif(patch_module_args is None, reason="needs ansible-core 2.19 (patch_module_args)")
+from _hostile import Sink  # noqa: E402  pylint: disable=wrong-import-position
 
 PASSWORD = "Portal-Password-Secret-77"
 GATEWAY_PASSWORD = "Gateway-Password-Secret-88"
@@ -55,26 +48,6 @@ def portal_routes(entity, **overrides):
     return routes
 
 
-@pytest.fixture
-def hostile(pki):
-    servers = []
-
-    def start(routes):
-        server = HostileHTTPS(pki, routes)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def run_module(capsys, args):
-    """main() with ARGS; returns the module's JSON result."""
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module_code.main()
-    return json.loads(capsys.readouterr().out)
 
 
 def module_args(pki, url, **extra):
@@ -87,10 +60,10 @@ def module_args(pki, url, **extra):
 
 
 # -- 2. portal_url must be https ---------------------------------------------------------------------
-def test_http_portal_url_is_refused_before_anything_is_sent(pki, capsys):
+def test_http_portal_url_is_refused_before_anything_is_sent(pki, run_module):
     sink = Sink()
     try:
-        result = run_module(capsys, module_args(pki, "http://127.0.0.1:%d" % sink.port))
+        result = run_module(module_code.main, module_args(pki, "http://127.0.0.1:%d" % sink.port))
         time.sleep(0.3)
         assert sink.connections == 0
     finally:
@@ -102,7 +75,7 @@ def test_http_portal_url_is_refused_before_anything_is_sent(pki, capsys):
 # -- 3. a 200 gateway-credentials answer of the wrong shape -------------------------------------------
 @pytest.mark.parametrize("answer", [{"status": "ok"}, ["a", "b"], {"gateway_user": None, "gateway_password": None},
                                     {"gateway_user": "CVR_1_UI_x", "gateway_password": ""}])
-def test_wrong_credentials_answer_leaves_a_good_file_byte_identical(pki, hostile, capsys, tmp_path, answer):
+def test_wrong_credentials_answer_leaves_a_good_file_byte_identical(pki, hostile, run_module, tmp_path, answer):
     dest = tmp_path / "gateway-credentials.json"
     dest.write_bytes(GOOD_FILE)
     dest.chmod(0o600)
@@ -110,17 +83,17 @@ def test_wrong_credentials_answer_leaves_a_good_file_byte_identical(pki, hostile
     server = hostile(portal_routes(pki["entities"]["foces-01"], **{
         "/api/certificate/gateway-credentials": (200, {}, answer)}))
 
-    result = run_module(capsys, module_args(pki, server.url, gateway_credentials_dest=str(dest)))
+    result = run_module(module_code.main, module_args(pki, server.url, gateway_credentials_dest=str(dest)))
 
     assert result["failed"] and result["reason"] == "invalid_answer", result
     assert "gateway_credentials_written" not in result["actions"] and not result.get("changed")
     assert dest.read_bytes() == GOOD_FILE and os.stat(dest).st_mtime_ns == before.st_mtime_ns
 
 
-def test_good_credentials_answer_is_written_in_the_one_layout(pki, hostile, capsys, tmp_path):
+def test_good_credentials_answer_is_written_in_the_one_layout(pki, hostile, run_module, tmp_path):
     dest = tmp_path / "gateway-credentials.json"
     server = hostile(portal_routes(pki["entities"]["foces-01"]))
-    result = run_module(capsys, module_args(pki, server.url, gateway_credentials_dest=str(dest)))
+    result = run_module(module_code.main, module_args(pki, server.url, gateway_credentials_dest=str(dest)))
     assert not result.get("failed") and result["actions"] == ["gateway_credentials_written"]
     assert json.loads(dest.read_text()) == {"gateway_user": pki["entities"]["foces-01"]["portal_user_id"],
                                             "gateway_password": GATEWAY_PASSWORD}
@@ -135,14 +108,14 @@ def test_good_credentials_answer_is_written_in_the_one_layout(pki, hostile, caps
     {"account_state": "new", "user_id": "other"},    # not a user id
     {"account_state": "active", "user_id": "another certificate's"},
 ], ids=["unknown-state", "no-user-id", "not-a-user-id", "another-certificate"])
-def test_whoami_that_does_not_name_this_certificate_gets_no_logon(pki, hostile, capsys, whoami):
+def test_whoami_that_does_not_name_this_certificate_gets_no_logon(pki, hostile, run_module, whoami):
     entity = pki["entities"]["foces-01"]
     answer = dict({"user_id": entity["portal_user_id"]}, **whoami)
     if answer["user_id"] == "another certificate's":
         answer["user_id"] = pki["entities"]["foces-02"]["portal_user_id"]
     server = hostile(portal_routes(entity, **{"/api/whoami": (200, {}, answer)}))
 
-    result = run_module(capsys, module_args(pki, server.url))
+    result = run_module(module_code.main, module_args(pki, server.url))
 
     assert result["failed"], result
     assert "POST %s/api/session" % BASE not in server.paths()  # the password never went out
@@ -150,11 +123,11 @@ def test_whoami_that_does_not_name_this_certificate_gets_no_logon(pki, hostile, 
 
 
 @pytest.mark.parametrize("status", ["registred", None, "done"])
-def test_unknown_registration_status_fails_and_never_exits_ok(pki, hostile, capsys, status):
+def test_unknown_registration_status_fails_and_never_exits_ok(pki, hostile, run_module, status):
     entity = pki["entities"]["foces-01"]
     overview = {"user_id": entity["portal_user_id"], "registration_status": status, "interfaces": ["AS4"]}
     server = hostile(portal_routes(entity, **{"/api/certificate": (200, {}, overview)}))
-    result = run_module(capsys, module_args(pki, server.url))
+    result = run_module(module_code.main, module_args(pki, server.url))
     assert result["failed"] and result["reason"] == "invalid_answer", result
 
 
@@ -239,11 +212,11 @@ def test_lock_wait_is_bounded(tmp_path):
             os.close(fd)
 
 
-def test_locked_account_fails_naming_the_user_without_a_logon(pki, hostile, capsys):
+def test_locked_account_fails_naming_the_user_without_a_logon(pki, hostile, run_module):
     entity = pki["entities"]["foces-01"]
     server = hostile(portal_routes(entity, **{"/api/whoami": (
         200, {}, {"user_id": entity["portal_user_id"], "account_state": "locked"})}))
-    result = run_module(capsys, module_args(pki, server.url))
+    result = run_module(module_code.main, module_args(pki, server.url))
     assert result["failed"] and result["reason"] == "account_locked"
     assert result["portal_user_id"] == entity["portal_user_id"] and result["actions"] == []
     assert "POST %s/api/session" % BASE not in server.paths() and "unlock" in result["msg"]
