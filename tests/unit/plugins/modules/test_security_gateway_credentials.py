@@ -24,8 +24,6 @@ USER = "CVR_12345678_UI_175a859d-ed76-45af-828f-3a69691a7157"
 PASSWORD = "Gateway-Password-Secret-88"
 
 
-
-
 @pytest.fixture
 def modes_seen(monkeypatch):
     """Every mode a watched path has right after each chmod, rename or open on the way (what another
@@ -117,7 +115,7 @@ def test_empty_values_fail_and_leave_the_file_alone(run_module, tmp_path, values
 def test_modes_that_expose_the_password_are_refused(run_module, tmp_path, mode):
     dest = tmp_path / "gateway-credentials.json"
     result = run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD,
-                                 "mode": mode})
+                                           "mode": mode})
     assert result["failed"] and "Fix:" in result["msg"] and not dest.exists()
 
 
@@ -126,7 +124,7 @@ def test_owner_group_and_group_readable_mode(run_module, tmp_path):
         pytest.skip("needs root to give the file to another user")
     dest = tmp_path / "gateway-credentials.json"
     result = run_module(module_code.main, {"dest": str(dest), "gateway_user": USER, "gateway_password": PASSWORD,
-                                 "owner": "65534", "group": "65534", "mode": "0640"})
+                                           "owner": "65534", "group": "65534", "mode": "0640"})
     assert result["changed"]
     info = os.stat(dest)
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)

@@ -48,8 +48,6 @@ def portal_routes(entity, **overrides):
     return routes
 
 
-
-
 def module_args(pki, url, **extra):
     entity = pki["entities"]["foces-01"]
     args = {"portal_url": url + BASE, "ca_path": pki["server"]["ca_bundle"], "certificate_path": entity["p12"],
