@@ -214,7 +214,7 @@ certificate:
       type: int
 """
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _install, _module, _oces, _opt_certificate
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _install, _module, _oces, _opt_certificate
 
 ARGUMENT_SPEC = {
     "dest": {"type": "path", "required": True},
@@ -242,6 +242,9 @@ def main():
     # The certificate is needed only to install it, not to remove the files.
     module = _module.DmsModule(ARGUMENT_SPEC, groups=[_opt_certificate.certificate_source(required=False)],
                                required_if=[("state", "present", _opt_certificate.CERTIFICATE_INPUTS, True)])
+    if module.params["state"] == "present":
+        # Before any other check: a host without cryptography gets the fix, not a misleading input error.
+        _deps.require(module, "cryptography")
     with module.failing_on_errors():
         result = _install.run(module)
     module.exit_json(**result)

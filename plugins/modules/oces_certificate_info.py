@@ -218,11 +218,12 @@ certificate_warnings:
   elements: str
 """
 
-from ansible_collections.dkcustoms.dms.plugins.module_utils import _module, _oces, _opt_certificate
+from ansible_collections.dkcustoms.dms.plugins.module_utils import _deps, _module, _oces, _opt_certificate
 
 
 def main():
     module = _module.DmsModule({}, groups=[_opt_certificate.CERTIFICATE_SOURCE])
+    _deps.require(module, "cryptography")
     with module.failing_on_errors():
         info = _oces.describe(_opt_certificate.read_certificate(module))
     certificate_warnings = info.pop("warnings")

@@ -13,8 +13,8 @@ from conftest import run_module
 
 # module -> (arguments that pass the argument spec, the libraries it must name)
 CASES = {
-    "oces_certificate_info": ({"path": "/nonexistent.p12"}, ["cryptography"]),
-    "oces_certificate": ({"src": "/nonexistent.p12", "dest": "/nonexistent-dir"}, ["cryptography"]),
+    "oces_certificate_info": ({"certificate_path": "/nonexistent.p12"}, ["cryptography"]),
+    "oces_certificate": ({"certificate_path": "/nonexistent.p12", "dest": "/nonexistent-dir"}, ["cryptography"]),
     "portal_registration": ({"certificate_path": "/nonexistent.p12", "password": "unused-password"},
                             ["cryptography", "requests", "jmespath"]),
     "gateway_connectivity": ({"certificate_path": "/nonexistent.p12", "gateway_user": "unused-user",
